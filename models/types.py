@@ -1,0 +1,53 @@
+"""Plain data types shared across the model package and its callers.
+
+The model sees only text: a rendered policy and a conversation. These types carry that text in, and the
+scores out, without any dependency on torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["EncodedInput", "ItemScore", "Message", "Role", "ScoreInput"]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One conversation turn."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreInput:
+    """What the model scores: the rendered policy text and a conversation ending in the assistant turn to judge."""
+
+    policy_text: str
+    messages: tuple[Message, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedInput:
+    """A tokenized ScoreInput, ready to be batched. `truncated` is True when conversation turns were cut."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None
+    truncated: bool
+
+    @property
+    def tokens(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemScore:
+    """The score of one item: raw reward (a logit), calibrated compliance probability, token count, truncation."""
+
+    reward: float
+    p_comply: float
+    tokens: int
+    truncated: bool
