@@ -1,0 +1,547 @@
+"""`PostgresPolicyStore`: the policy store shared by several replicas, on PostgreSQL (psycopg 3, async).
+
+This is the only module that imports psycopg. `open_store("postgresql://...")` builds it.
+
+Tables (in one schema, `csrm` by default; a `schema=NAME` query parameter in the URL picks another):
+
+    schema_version   migrations applied (version, description, applied_at)
+    policies         one row per policy: latest_version, canary_weight; its row lock serialises the policy's writers
+    policy_versions  (policy_id, version) PK, document jsonb, checksum, created_at, archived
+    policy_aliases   (policy_id, alias) PK -> version (FK to policy_versions)
+    policy_audit     bigserial id, append-only (a trigger refuses UPDATE, DELETE and TRUNCATE)
+    idempotency_keys (policy_id, key) PK -> version
+    store_state      one row: change_seq, bumped by every mutation (the `version_token`)
+
+Migrations run at the first use of the store, in one transaction under `pg_advisory_xact_lock`, so replicas that
+start together apply each migration exactly once.
+
+Each mutation is one transaction: lock the policy row (`SELECT ... FOR UPDATE`), read its state into a
+`PolicyRecord`, apply the same check-then-apply method the in-memory store uses, write the difference and the audit
+rows, bump `store_state.change_seq` and `pg_notify(channel, policy_id)`. The notification is delivered on commit.
+Concurrent publishes from several replicas therefore get distinct consecutive versions (the row lock; the primary
+key would refuse a duplicate anyway) and exactly one audit row each.
+
+Change propagation: a listener task holds its own connection with `LISTEN <channel>` and calls every callback
+registered with `subscribe` with the policy id of each notification. Every `poll_interval` seconds it also reads
+`change_seq` on that connection: this checks the connection is alive and, if the counter moved while no notification
+arrived, calls the callbacks with `None` (invalidate everything). When the connection is lost it reconnects with
+exponential backoff and, once back, calls the callbacks with `None` so caches catch up on what they missed.
+The channel is `csrm_policy_changes` for the default schema and `csrm_policy_changes__<schema>` otherwise.
+
+Outage: every driver, pool and network error surfaces as `StoreUnavailable` (raised `from` the original). The pool
+reconnects by itself; `ping()` answers within `ping_timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from policies.errors import StoreUnavailable
+from policies.schema import PolicyDocument
+from policies.store.base import AuditEntry, PolicyHead
+from policies.store.memory import PolicyRecord
+from policies.store.postgres_schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    from psycopg.rows import TupleRow
+
+__all__ = ["DEFAULT_SCHEMA", "ChangeCallback", "PostgresPolicyStore", "split_schema"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "csrm"
+_SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+_DRIVER_ERRORS = (psycopg.Error, OSError, TimeoutError)
+
+ChangeCallback = Callable[[str | None], Awaitable[None] | None]
+"""Called with a policy id after a change to it, or with None when anything may have changed."""
+
+AConn = psycopg.AsyncConnection["TupleRow"]
+
+
+def split_schema(url: str) -> tuple[str, str]:
+    """Split a store URL into a libpq conninfo URL and the schema named by its `schema` query parameter.
+
+    Returns:
+        (conninfo, schema): the URL without `schema=` (and with `postgresql+psycopg://` normalised to
+        `postgresql://`), and the schema (`DEFAULT_SCHEMA` when absent).
+
+    Raises:
+        ValueError: the schema name is not a lowercase identifier of at most 40 characters.
+    """
+    url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), DEFAULT_SCHEMA)
+    if not _SCHEMA_PATTERN.match(schema):
+        raise ValueError(f"invalid PostgreSQL schema name {schema!r} (lowercase identifier, at most 40 chars)")
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresPolicyStore:
+    """A `PolicyStore` on PostgreSQL, safe to share between processes and replicas.
+
+    Opens lazily: the first call (or `open()`) creates the pool, migrates the schema and starts the listener.
+    If the database is down then, that call raises `StoreUnavailable` and the next one tries again.
+
+    Args:
+        url: `postgresql://user@host:port/db[?schema=NAME&...]`; other query parameters go to libpq.
+        pool_min: Connections kept open.
+        pool_max: Most connections open at once.
+        timeout: Seconds to wait for a pooled connection and, per operation, for the database.
+        ping_timeout: Seconds `ping()` may take before it reports the store unavailable.
+        poll_interval: Seconds between the listener's liveness and change-counter polls.
+        connect_timeout: Seconds one connection attempt may take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_min: int = 1,
+        pool_max: int = 4,
+        timeout: float = 5.0,
+        ping_timeout: float = 1.0,
+        poll_interval: float = 2.0,
+        connect_timeout: float = 3.0,
+    ) -> None:
+        self._conninfo, self.schema = split_schema(url)
+        params = conninfo_to_dict(self._conninfo)
+        self._where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+        options = " ".join(filter(None, [str(params.get("options") or ""), f"-c search_path={self.schema}"]))
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": f"{options} -c TimeZone=UTC",
+            "connect_timeout": max(1, round(connect_timeout)),
+            "application_name": params.get("application_name") or "csrm-serve",
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+        self.channel = "csrm_policy_changes" if self.schema == DEFAULT_SCHEMA else f"csrm_policy_changes__{self.schema}"
+        self._pool_size = (pool_min, pool_max)
+        self._timeout = timeout
+        self._ping_timeout = ping_timeout
+        self._poll_interval = poll_interval
+        self._pool: AsyncConnectionPool[AConn] | None = None
+        self._migrated = False
+        self._closed = False
+        self._open_lock = asyncio.Lock()
+        self._listener: asyncio.Task[None] | None = None
+        self._callbacks: list[ChangeCallback] = []
+        self.listening = False
+        """True while the listener's connection is up and LISTENing (for diagnostics and tests)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the pool, migrate the schema and start the listener; idempotent.
+
+        Raises:
+            StoreUnavailable: the database cannot be reached, or the store was closed.
+        """
+        await self._ready()
+
+    async def close(self) -> None:
+        """Stop the listener and close every connection. Idempotent; later calls raise `StoreUnavailable`."""
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
+        """Register a change callback (e.g. `PolicyRegistry.invalidate`); returns a function that removes it.
+
+        The callback runs on the listener task with a policy id, or None for "anything may have changed" (after a
+        reconnection, or when the poll sees a change no notification announced). It may be sync or async; its
+        errors are logged and ignored.
+        """
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    async def _ready(self) -> AsyncConnectionPool[AConn]:
+        if self._closed:
+            raise StoreUnavailable("the PostgreSQL policy store is closed")
+        if self._pool is not None and self._migrated:
+            return self._pool
+        async with self._open_lock:
+            if self._pool is None:
+                pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
+                    self._conninfo,
+                    min_size=self._pool_size[0],
+                    max_size=self._pool_size[1],
+                    kwargs=self._kwargs,
+                    timeout=self._timeout,
+                    reconnect_timeout=max(10.0, 4 * self._timeout),
+                    check=AsyncConnectionPool.check_connection,
+                    name=f"csrm-{self.schema}",
+                    open=False,
+                )
+                await pool.open(wait=False)
+                self._pool = pool
+            if not self._migrated:
+                await self._migrate(self._pool)
+                self._migrated = True
+                self._listener = asyncio.create_task(self._listen_forever(), name=f"csrm-listen-{self.schema}")
+        return self._pool
+
+    async def _migrate(self, pool: AsyncConnectionPool[AConn]) -> None:
+        try:
+            async with asyncio.timeout(max(self._timeout, 10.0)), pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"csrm-migrate:{self.schema}",))
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self.schema}.schema_version (version integer PRIMARY KEY, "
+                    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.schema}.schema_version")
+                current = _scalar(await cur.fetchone())
+                for number, description, statements in MIGRATIONS:
+                    if number <= current:
+                        continue
+                    for statement in statements:
+                        await conn.execute(statement.format(schema=self.schema))
+                    await conn.execute(
+                        f"INSERT INTO {self.schema}.schema_version (version, description) VALUES (%s, %s)",
+                        (number, description),
+                    )
+                    logger.info("policy store %s: applied migration %d (%s)", self.schema, number, description)
+        except _DRIVER_ERRORS as exc:
+            raise self._unavailable("cannot migrate the schema", exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> StoreUnavailable:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return StoreUnavailable(f"PostgreSQL policy store at {self._where}: {what}: {reason}")
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, what: str, timeout: float | None = None) -> AsyncIterator[AConn]:
+        pool = await self._ready()
+        limit = self._timeout if timeout is None else timeout
+        try:
+            async with asyncio.timeout(2 * limit), pool.connection(timeout=limit) as conn:
+                yield conn
+        except _DRIVER_ERRORS as exc:
+            raise self._unavailable(what, exc) from exc
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, policy_id: str, what: str, *, create: bool = False) -> AsyncIterator[_Mutation]:
+        """One mutation transaction holding the policy's row lock; commits on exit, rolls back on error."""
+        async with self._connection(what) as conn, conn.transaction():
+            if create:
+                await conn.execute(
+                    "INSERT INTO policies (policy_id, latest_version) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+                    (policy_id,),
+                )
+            mutation = _Mutation(conn, await _load_record(conn, policy_id))
+            yield mutation
+            if mutation.changed:
+                await conn.execute("UPDATE store_state SET change_seq = change_seq + 1")
+                await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, policy_id))
+
+    # -- reads -----------------------------------------------------------------------------------------------
+
+    async def list_policies(self) -> list[str]:
+        """See `PolicyStore.list_policies`."""
+        async with self._connection("cannot list policies") as conn:
+            cur = await conn.execute("SELECT policy_id FROM policies WHERE latest_version > 0 ORDER BY policy_id")
+            return [str(row[0]) for row in await cur.fetchall()]
+
+    async def get_head(self, policy_id: str) -> PolicyHead | None:
+        """See `PolicyStore.get_head` (one statement, so one snapshot)."""
+        async with self._connection("cannot read the policy head") as conn:
+            cur = await conn.execute(_HEAD_SQL, (policy_id,))
+            row = await cur.fetchone()
+        if row is None or row[0] == 0:
+            return None
+        return PolicyHead(
+            policy_id=policy_id,
+            latest_version=int(row[0]),
+            aliases={str(k): int(v) for k, v in row[2].items()},
+            canary_weight=float(row[1]),
+            archived=frozenset(int(v) for v in row[3]),
+        )
+
+    async def get_version(self, policy_id: str, version: int) -> PolicyDocument | None:
+        """See `PolicyStore.get_version`."""
+        async with self._connection("cannot read a policy version") as conn:
+            cur = await conn.execute(
+                "SELECT document FROM policy_versions WHERE policy_id = %s AND version = %s", (policy_id, version)
+            )
+            row = await cur.fetchone()
+        return None if row is None else PolicyDocument.model_validate(row[0])
+
+    async def list_versions(self, policy_id: str) -> list[PolicyDocument]:
+        """See `PolicyStore.list_versions`."""
+        async with self._connection("cannot list policy versions") as conn:
+            cur = await conn.execute(
+                "SELECT document FROM policy_versions WHERE policy_id = %s ORDER BY version", (policy_id,)
+            )
+            rows = await cur.fetchall()
+        return [PolicyDocument.model_validate(row[0]) for row in rows]
+
+    async def list_audit(self, policy_id: str) -> list[AuditEntry]:
+        """See `PolicyStore.list_audit`; append order is the order of the `bigserial` ids."""
+        async with self._connection("cannot read the audit log") as conn:
+            cur = await conn.execute(_AUDIT_SELECT, (policy_id,))
+            rows = await cur.fetchall()
+        return [_audit_from_row(row) for row in rows]
+
+    async def version_token(self) -> str:
+        """See `PolicyStore.version_token`: the store-wide change counter, one indexed row."""
+        async with self._connection("cannot read the change counter") as conn:
+            return str(await _change_seq(conn))
+
+    async def ping(self) -> None:
+        """See `PolicyStore.ping`: a `SELECT 1` through the pool, answered or failed within `ping_timeout`."""
+        try:
+            async with asyncio.timeout(self._ping_timeout):
+                async with self._connection("unreachable", timeout=self._ping_timeout) as conn:
+                    await conn.execute("SELECT 1")
+        except TimeoutError as exc:
+            raise self._unavailable("unreachable", TimeoutError(f"no answer within {self._ping_timeout} s")) from exc
+
+    # -- mutations -------------------------------------------------------------------------------------------
+
+    async def add_version(
+        self,
+        doc: PolicyDocument,
+        audit: AuditEntry,
+        *,
+        expected_latest: int | None = None,
+        set_aliases: tuple[str, ...] = (),
+        idempotency_key: str | None = None,
+    ) -> PolicyDocument:
+        """See `PolicyStore.add_version`."""
+        async with self._locked(doc.id, "cannot publish", create=True) as m:
+            if idempotency_key is not None:
+                earlier = await _idempotent_version(m.conn, doc.id, idempotency_key)
+                if earlier is not None:
+                    return earlier
+            number = m.record.add_version(audit, expected_latest, set_aliases, idempotency_key)
+            stored = doc.model_copy(update={"version": number, "parent_version": number - 1 or None})
+            await m.conn.execute(
+                "INSERT INTO policy_versions (policy_id, version, document, checksum) VALUES (%s, %s, %s, %s)",
+                (doc.id, number, Jsonb(stored.model_dump(mode="json")), stored.checksum),
+            )
+            if idempotency_key is not None:
+                await m.conn.execute(
+                    "INSERT INTO idempotency_keys (policy_id, key, version) VALUES (%s, %s, %s)",
+                    (doc.id, idempotency_key, number),
+                )
+            await m.write()
+            return stored
+
+    async def set_alias(
+        self,
+        policy_id: str,
+        alias: str,
+        version: int,
+        audit: AuditEntry,
+        *,
+        expected_version: int | None = None,
+    ) -> None:
+        """See `PolicyStore.set_alias`."""
+        async with self._locked(policy_id, "cannot set the alias") as m:
+            m.record.set_alias(alias, version, audit, expected_version)
+            await m.write()
+
+    async def delete_alias(
+        self, policy_id: str, alias: str, audit: AuditEntry, *, expected_version: int | None = None
+    ) -> bool:
+        """See `PolicyStore.delete_alias`."""
+        async with self._locked(policy_id, "cannot delete the alias") as m:
+            if not m.record.delete_alias(alias, audit, expected_version):
+                return False
+            await m.write()
+            return True
+
+    async def set_canary_weight(self, policy_id: str, weight: float, audit: AuditEntry) -> None:
+        """See `PolicyStore.set_canary_weight`."""
+        async with self._locked(policy_id, "cannot set the canary weight") as m:
+            m.record.set_canary_weight(weight, audit)
+            await m.write()
+
+    async def set_archived(self, policy_id: str, version: int, archived: bool, audit: AuditEntry) -> None:
+        """See `PolicyStore.set_archived`."""
+        async with self._locked(policy_id, "cannot archive") as m:
+            m.record.set_archived(version, archived, audit)
+            await m.write()
+
+    # -- change propagation ----------------------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        delay = 0.5
+        first = True
+        while not self._closed:
+            try:
+                await self._listen_once(announce_reconnect=not first)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
+                if self.listening or first:
+                    logger.warning("policy store %s: change listener lost: %s", self.schema, exc)
+                self.listening = False
+                first = False
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 10.0)
+            else:
+                delay = 0.5
+
+    async def _listen_once(self, *, announce_reconnect: bool) -> None:
+        """Connect, LISTEN, then dispatch notifications and poll until the connection fails."""
+        async with asyncio.timeout(self._timeout + self._kwargs["connect_timeout"]):
+            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await conn.execute(f"LISTEN {self.channel}")
+                seen = await _change_seq(conn)
+            self.listening = True
+            if announce_reconnect:
+                logger.info("policy store %s: change listener reconnected; invalidating caches", self.schema)
+                await self._dispatch(None)
+            while True:
+                notified = False
+                async for notify in conn.notifies(timeout=self._poll_interval):
+                    notified = True
+                    await self._dispatch(notify.payload or None)
+                async with asyncio.timeout(self._ping_timeout + 1.0):
+                    current = await _change_seq(conn)
+                if current != seen and not notified:
+                    await self._dispatch(None)
+                seen = current
+        finally:
+            self.listening = False
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _dispatch(self, policy_id: str | None) -> None:
+        for callback in list(self._callbacks):
+            try:
+                result = callback(policy_id)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("policy store %s: change callback %r failed", self.schema, callback)
+
+
+class _Mutation:
+    """The state of one policy inside a mutation transaction, and the writes that bring the row up to date."""
+
+    def __init__(self, conn: AConn, record: PolicyRecord) -> None:
+        self.conn = conn
+        self.before = record
+        self.record = record.copy()
+        self.changed = False
+
+    async def write(self) -> None:
+        """Write what the `PolicyRecord` method changed: policy row, aliases, archive flags, audit entries."""
+        old, new, conn = self.before, self.record, self.conn
+        if (old.latest, old.canary_weight) != (new.latest, new.canary_weight):
+            await conn.execute(
+                "UPDATE policies SET latest_version = %s, canary_weight = %s WHERE policy_id = %s",
+                (new.latest, new.canary_weight, new.policy_id),
+            )
+        for alias, version in new.aliases.items():
+            if old.aliases.get(alias) != version:
+                await conn.execute(_ALIAS_UPSERT, (new.policy_id, alias, version))
+        for alias in old.aliases.keys() - new.aliases.keys():
+            await conn.execute("DELETE FROM policy_aliases WHERE policy_id = %s AND alias = %s", (new.policy_id, alias))
+        for version in old.archived ^ new.archived:
+            await conn.execute(
+                "UPDATE policy_versions SET archived = %s WHERE policy_id = %s AND version = %s",
+                (version in new.archived, new.policy_id, version),
+            )
+        for entry in new.audit[len(old.audit) :]:
+            await conn.execute(_AUDIT_INSERT, _audit_params(entry))
+        self.changed = True
+
+
+async def _load_record(conn: AConn, policy_id: str) -> PolicyRecord:
+    """Lock the policy's row (if any) and read its state; an absent policy reads as latest 0."""
+    cur = await conn.execute(
+        "SELECT latest_version, canary_weight FROM policies WHERE policy_id = %s FOR UPDATE", (policy_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return PolicyRecord(policy_id)
+    cur = await conn.execute("SELECT alias, version FROM policy_aliases WHERE policy_id = %s", (policy_id,))
+    aliases = {str(a): int(v) for a, v in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT version FROM policy_versions WHERE policy_id = %s AND archived", (policy_id,)
+    )
+    archived = {int(r[0]) for r in await cur.fetchall()}
+    return PolicyRecord(policy_id, latest=int(row[0]), aliases=aliases, canary_weight=float(row[1]), archived=archived)
+
+
+async def _idempotent_version(conn: AConn, policy_id: str, key: str) -> PolicyDocument | None:
+    cur = await conn.execute(
+        "SELECT v.document FROM idempotency_keys k JOIN policy_versions v USING (policy_id, version) "
+        "WHERE k.policy_id = %s AND k.key = %s",
+        (policy_id, key),
+    )
+    row = await cur.fetchone()
+    return None if row is None else PolicyDocument.model_validate(row[0])
+
+
+async def _change_seq(conn: AConn) -> int:
+    cur = await conn.execute("SELECT change_seq FROM store_state")
+    return _scalar(await cur.fetchone())
+
+
+def _scalar(row: TupleRow | None) -> int:
+    return 0 if row is None or row[0] is None else int(row[0])
+
+
+def _audit_params(entry: AuditEntry) -> tuple[Any, ...]:
+    def as_json(value: int | float | None) -> Jsonb | None:
+        return None if value is None else Jsonb(value)
+
+    return (
+        entry.policy_id, entry.actor, entry.action, entry.at, entry.version, entry.alias,
+        as_json(entry.from_), as_json(entry.to), entry.reason, entry.idempotency_key,
+    )  # fmt: skip
+
+
+def _audit_from_row(row: TupleRow) -> AuditEntry:
+    policy_id, actor, action, at, version, alias, from_, to, reason, key = row
+    return AuditEntry(
+        actor=actor, action=action, policy_id=policy_id, at=at, version=version, alias=alias,
+        from_=from_, to=to, reason=reason, idempotency_key=key,
+    )  # fmt: skip
+
+
+_AUDIT_COLUMNS = "policy_id, actor, action, at, version, alias, from_value, to_value, reason, idempotency_key"
+_AUDIT_INSERT = f"INSERT INTO policy_audit ({_AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_AUDIT_SELECT = f"SELECT {_AUDIT_COLUMNS} FROM policy_audit WHERE policy_id = %s ORDER BY id"
+_ALIAS_UPSERT = (
+    "INSERT INTO policy_aliases (policy_id, alias, version) VALUES (%s, %s, %s) "
+    "ON CONFLICT (policy_id, alias) DO UPDATE SET version = EXCLUDED.version, updated_at = now()"
+)
+_HEAD_SQL = """
+SELECT p.latest_version, p.canary_weight,
+       coalesce((SELECT jsonb_object_agg(a.alias, a.version) FROM policy_aliases a
+                 WHERE a.policy_id = p.policy_id), '{}'::jsonb),
+       coalesce((SELECT array_agg(v.version ORDER BY v.version) FROM policy_versions v
+                 WHERE v.policy_id = p.policy_id AND v.archived), '{}'::integer[])
+FROM policies p WHERE p.policy_id = %s
+"""
