@@ -40,6 +40,7 @@ __all__ = [
     "canonical_json",
     "compute_checksum",
     "export_json_schema",
+    "schema_json_text",
 ]
 
 POLICY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -250,3 +251,14 @@ def export_json_schema() -> dict[str, Any]:
         "anyOf": [{"$ref": "#/$defs/PolicyDocument"}, {"$ref": "#/$defs/PolicyDraft"}],
         **top,
     }
+
+
+def schema_json_text() -> str:
+    """The exact text of the committed `policies/schema.json` (regenerate: `python -m policies.schema`)."""
+    return json.dumps(export_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    Path(__file__).with_name("schema.json").write_text(schema_json_text(), encoding="utf-8")
