@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.calibration import Calibration, expected_calibration_error, fit_calibration
+
+
+class TestCalibration:
+    def test_identity_map_is_the_sigmoid(self) -> None:
+        cal = Calibration()
+        assert cal.p_comply(0.0) == pytest.approx(0.5)
+        assert cal.p_comply(2.0) == pytest.approx(1 / (1 + math.exp(-2.0)))
+
+    def test_temperature_and_bias(self) -> None:
+        cal = Calibration(temperature=2.0, bias=0.5)
+        assert cal.p_comply(3.0) == pytest.approx(1 / (1 + math.exp(-(1.5 + 0.5))))
+
+    def test_vectorised_matches_scalar_and_does_not_overflow(self) -> None:
+        cal = Calibration(temperature=0.5, bias=-1.0)
+        rewards = np.array([-1e4, -3.0, 0.0, 3.0, 1e4])
+        probs = cal.p_comply(rewards)
+        assert isinstance(probs, np.ndarray)
+        assert probs.tolist() == pytest.approx([cal.p_comply(float(r)) for r in rewards])
+        assert probs[0] == 0.0 and probs[-1] == 1.0
+        assert np.all(np.diff(probs) >= 0)
+
+    def test_scalar_returns_python_float(self) -> None:
+        assert type(Calibration().p_comply(1.0)) is float
+
+    @pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan])
+    def test_rejects_bad_temperature(self, temperature: float) -> None:
+        with pytest.raises(ValueError, match="temperature"):
+            Calibration(temperature=temperature)
+
+    def test_rejects_non_finite_bias(self) -> None:
+        with pytest.raises(ValueError, match="bias"):
+            Calibration(bias=math.inf)
+
+    def test_to_dict(self) -> None:
+        assert Calibration(2.0, 0.1).to_dict() == {"temperature": 2.0, "bias": 0.1}
+
+
+class TestFitCalibration:
+    def test_recovers_known_temperature_and_bias(self) -> None:
+        rng = np.random.default_rng(0)
+        rewards = rng.normal(0.0, 3.0, 20_000)
+        truth = Calibration(temperature=2.5, bias=-0.7)
+        labels = (rng.random(rewards.size) < truth.p_comply(rewards)).astype(int)
+        fitted = fit_calibration(rewards, labels)
+        assert fitted.temperature == pytest.approx(2.5, rel=0.08)
+        assert fitted.bias == pytest.approx(-0.7, abs=0.08)
+        assert expected_calibration_error(fitted.p_comply(rewards), labels) < 0.02
+
+    def test_separable_data_stays_finite_and_ordered(self) -> None:
+        fitted = fit_calibration([0.0, 1.0, 2.0, 3.0], [0, 0, 1, 1])
+        assert math.isfinite(fitted.temperature) and fitted.temperature > 0
+        assert fitted.p_comply(0.0) < 0.5 < fitted.p_comply(3.0)
+
+    def test_anti_correlated_rewards_give_the_base_rate(self) -> None:
+        fitted = fit_calibration([0.0, 1.0, 2.0, 3.0, 4.0], [1, 1, 1, 0, 0])
+        assert fitted.temperature >= 1e5
+        assert fitted.p_comply(0.0) == pytest.approx(0.6, abs=1e-4)
+
+    def test_accepts_lists_and_boolean_like_labels(self) -> None:
+        fitted = fit_calibration([-2.0, -1.0, 0.5, 1.0, 2.0, -0.5], [0, 0, 1, 1, 1, 1])
+        assert fitted.temperature > 0
+
+    @pytest.mark.parametrize(
+        ("rewards", "labels", "match"),
+        [
+            ([0.0, 1.0], [1, 1], "both classes"),
+            ([0.0, 1.0], [0], "differ in length"),
+            ([], [], "no data"),
+            ([0.0, 1.0], [0, 2], "labels"),
+            ([0.0, math.nan], [0, 1], "finite"),
+        ],
+    )
+    def test_rejects_bad_data(self, rewards: list[float], labels: list[int], match: str) -> None:
+        with pytest.raises(ValueError, match=match):
+            fit_calibration(rewards, labels)
+
+
+class TestExpectedCalibrationError:
+    def test_hand_made_values(self) -> None:
+        # bin [0.1, 0.2): p 0.1 vs 1 of 2 complying -> 0.4; bin [0.9, 1.0]: p 0.9 vs 2 of 2 -> 0.1; weights 1/2 each
+        ece = expected_calibration_error([0.1, 0.1, 0.9, 0.9], [0, 1, 1, 1], bins=10)
+        assert ece == pytest.approx(0.25)
+
+    def test_perfect_predictions(self) -> None:
+        assert expected_calibration_error([0.0, 1.0, 1.0], [0, 1, 1]) == pytest.approx(0.0)
+
+    def test_one_bin_is_the_gap_of_the_means(self) -> None:
+        assert expected_calibration_error([0.2, 0.4, 0.9], [0, 1, 1], bins=1) == pytest.approx(abs(0.5 - 2 / 3))
+
+    def test_probability_one_falls_in_the_last_bin(self) -> None:
+        assert expected_calibration_error([1.0, 0.95], [1, 0], bins=15) == pytest.approx(abs(0.975 - 0.5))
+
+    @pytest.mark.parametrize(
+        ("probs", "labels", "bins"),
+        [([0.5], [1, 0], 15), ([1.5], [1], 15), ([0.5], [3], 15), ([0.5], [1], 0), ([], [], 15)],
+    )
+    def test_rejects_bad_input(self, probs: list[float], labels: list[int], bins: int) -> None:
+        with pytest.raises(ValueError):
+            expected_calibration_error(probs, labels, bins=bins)
