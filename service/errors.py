@@ -186,21 +186,20 @@ ERROR_STATUS: dict[type[Exception], tuple[int, ErrorCode]] = {
     StoreUnavailable: (503, ErrorCode.STORE_UNAVAILABLE),
 }
 
-#: Failure reasons for `csrm_request_failures_total`, by code (anything absent counts as "validation" when 4xx,
-#: "inference" when 5xx).
-_FAILURE_REASON: dict[ErrorCode, str] = {
+#: Failure reasons for `csrm_request_failures_total`, by code. The batcher itself counts `overloaded`, `deadline`,
+#: `dropped` and `inference` for the items it fails, so those codes are absent here (None = not counted again);
+#: codes absent from this table count as `validation` when 4xx and `inference` when 5xx.
+_FAILURE_REASON: dict[ErrorCode, str | None] = {
     ErrorCode.UNAUTHORIZED: "unauthorized",
     ErrorCode.FORBIDDEN: "unauthorized",
-    ErrorCode.OVERLOADED: "overloaded",
-    ErrorCode.DEADLINE_EXCEEDED: "deadline",
-    ErrorCode.REQUEST_CANCELLED: "dropped",
     ErrorCode.STORE_UNAVAILABLE: "store",
-    ErrorCode.NOT_FOUND: "not_found",
-    ErrorCode.POLICY_NOT_FOUND: "policy",
-    ErrorCode.ALIAS_NOT_FOUND: "policy",
-    ErrorCode.SHUTTING_DOWN: "unavailable",
-    ErrorCode.NOT_READY: "unavailable",
-    ErrorCode.INTERNAL_ERROR: "internal",
+    ErrorCode.OVERLOADED: None,
+    ErrorCode.DEADLINE_EXCEEDED: None,
+    ErrorCode.REQUEST_CANCELLED: None,
+    ErrorCode.INFERENCE_FAILED: None,
+    ErrorCode.SHUTTING_DOWN: None,
+    ErrorCode.NOT_FOUND: None,
+    ErrorCode.METHOD_NOT_ALLOWED: None,
 }
 
 
@@ -234,9 +233,8 @@ def _respond(
 ) -> JSONResponse:
     reason = _FAILURE_REASON.get(code, "validation" if status < 500 else "inference")
     metrics = getattr(request.app.state, "metrics", None)
-    record = getattr(metrics, "record_failure", None)
-    if record is not None:
-        record(reason)
+    if reason is not None and metrics is not None:
+        metrics.record_failure(reason)
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
