@@ -292,7 +292,7 @@ class PolicyRegistry:
             PolicyNotFound: no such policy or version.
         """
         if version is None:
-            version = (await self.head(policy_id)).latest_version
+            version = (await self._fresh_head(policy_id)).latest_version
         doc = await self._store.get_version(policy_id, version)
         if doc is None:
             raise PolicyNotFound(f"policy {policy_id!r} has no version {version}")
