@@ -11,8 +11,9 @@
 - Rollback moves an alias back to the target it had before its current one, replaying the alias's audit history
   as a stack (set pushes, rollback pops, delete clears), so repeated rollbacks walk further back.
 - Resolution is cached: version texts forever (they are immutable), policy heads (aliases, canary weight,
-  archived set) until a local mutation, an `invalidate()` call (for pushed change notifications), or a change of
-  `store.version_token()`, which is polled at most every `cache_ttl` seconds.
+  archived set) until a local mutation, an `invalidate()` call, or a change of `store.version_token()`, which is
+  polled at most every `cache_ttl` seconds. A store with the optional `subscribe(callback) -> unsubscribe`
+  capability (the postgres store's LISTEN/NOTIFY) gets `invalidate` subscribed at construction; `close()` undoes it.
 """
 
 from __future__ import annotations
@@ -194,6 +195,14 @@ class PolicyRegistry:
         self._generation = 0
         self._token: str | None = None
         self._polled_at = float("-inf")
+        subscribe = getattr(store, "subscribe", None)  # optional push capability (PostgresPolicyStore)
+        self._unsubscribe: Callable[[], None] | None = subscribe(self.invalidate) if callable(subscribe) else None
+
+    def close(self) -> None:
+        """Stop receiving the store's change notifications (the store itself is the caller's to close)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     @property
     def store(self) -> PolicyStore:

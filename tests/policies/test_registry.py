@@ -22,6 +22,7 @@ from policies.errors import (
 from policies.registry import PolicyRegistry, canary_bucket, parse_ref, seed_library
 from policies.render import RenderedPolicy
 from policies.schema import PolicyDocument
+from policies.store.base import AuditEntry
 from policies.store.file import FilePolicyStore
 from policies.store.memory import InMemoryPolicyStore
 from tests.policies.helpers import AT, draft
@@ -355,6 +356,32 @@ class TestCache:
         assert (await cached.resolve("demo")).version == 1
         cached.invalidate("demo")
         assert (await cached.resolve("demo")).version == 2
+
+
+class _PushingStore(InMemoryPolicyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.callbacks: list[Callable[[str | None], None]] = []
+
+    def subscribe(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        self.callbacks.append(callback)
+        return lambda: self.callbacks.remove(callback)
+
+
+async def test_registry_subscribes_to_pushed_changes() -> None:
+    store = _PushingStore()
+    writer = PolicyRegistry(store)
+    await _with_versions(writer, 2)
+    reader = PolicyRegistry(store, cache_ttl=3600)
+    assert (await reader.resolve("demo")).version == 1
+    await store.set_alias("demo", "stable", 2, AuditEntry("x", "set_alias", "demo", AT))  # behind its back
+    assert (await reader.resolve("demo")).version == 1
+    for callback in list(store.callbacks):
+        callback("demo")
+    assert (await reader.resolve("demo")).version == 2
+    reader.close()
+    writer.close()
+    assert store.callbacks == []
 
 
 class TestSeedLibrary:
