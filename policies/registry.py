@@ -433,7 +433,9 @@ class PolicyRegistry:
         Args:
             expected_latest: Optimistic concurrency: refuse unless the latest version is this one.
             idempotency_key: A retry with the same key returns the version the first call created.
-            validate: Hook run on the built document and its rendering before anything is written.
+            validate: Hook run on the built document and its rendering before anything is written. The
+                document's `version` is provisional (latest + 1 when read); without `expected_latest` a
+                concurrent publisher may take that number and the store assigns the next one.
 
         Raises:
             PolicyNotFound: no such policy (use `create_policy`).
