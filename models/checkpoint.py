@@ -52,7 +52,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CSRM_FORMAT = "csrm/1"
+CSRM_FORMAT: Literal["csrm/1"] = "csrm/1"
 CSRM_JSON = "csrm.json"
 _TEMPLATE_FOR = {"encoder": "encoder-pair/1", "decoder": "decoder-chat/1"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -318,7 +318,7 @@ def load_checkpoint(path: str | Path, device: str = "auto", dtype: str = "auto")
     model, tokenizer, base_dir = _load_model_and_tokenizer(root, config, torch_dtype)
     _ensure_pad_token(model, tokenizer)
     _check_lengths(model, config, root)
-    model.to(torch_device)
+    torch.nn.Module.to(model, torch_device)
     return CsrmModel(
         model,
         tokenizer,
@@ -347,7 +347,7 @@ def save_checkpoint(
     if is_adapter and not (config.base_model.path or config.base_model.package):
         raise CheckpointError("an adapter checkpoint needs base_model.path or base_model.package in csrm.json")
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
     config.save(out / CSRM_JSON)
     return out

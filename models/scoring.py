@@ -53,7 +53,8 @@ class CsrmModel:
         pad = model.config.pad_token_id
         if not isinstance(pad, int):
             raise ValueError("model.config.pad_token_id must be set before building a CsrmModel")
-        self._model = model.eval()
+        model.train(False)
+        self._model = model
         self._tokenizer = tokenizer
         self._config = config
         self._model_id = model_id

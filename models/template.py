@@ -247,10 +247,19 @@ def build_template(
     """The InputTemplate registered under `template_id`.
 
     Raises:
-        CheckpointError: Unknown template id, or see InputTemplate.
+        CheckpointError: Unknown template id, a tokenizer that cannot encode a plain user/assistant exchange under
+            a one-word policy (e.g. a chat template without a system role), or see InputTemplate.
     """
     try:
         cls = TEMPLATE_IDS[template_id]
     except KeyError:
         raise CheckpointError(f"unknown template {template_id!r}; known: {sorted(TEMPLATE_IDS)}") from None
-    return cls(tokenizer, max_length=max_length, policy_token_budget=policy_token_budget)
+    template = cls(tokenizer, max_length=max_length, policy_token_budget=policy_token_budget)
+    try:
+        template.encode(_PROBE)
+    except InvalidInput as exc:
+        raise CheckpointError(f"template {template_id} cannot encode a basic conversation: {exc}") from exc
+    return template
+
+
+_PROBE = ScoreInput("policy", (Message("user", "hello"), Message("assistant", "hello")))

@@ -118,3 +118,15 @@ def test_bfloat16_scores_are_fp32_python_floats(tiny_encoder_checkpoint: Path, t
 def test_policy_tokens(model: CsrmModel) -> None:
     assert model.policy_tokens(POLICY) == len(POLICY.split())
     assert model.policy_token_budget == 64
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_auto_is_bfloat16_and_fp32_batches_agree(tiny_decoder_checkpoint: Path) -> None:
+    auto = load_checkpoint(tiny_decoder_checkpoint)
+    assert auto.device.startswith("cuda") and auto.dtype == "bfloat16"
+    assert all(type(s.reward) is float for s in auto.score(ITEMS))
+    model = load_checkpoint(tiny_decoder_checkpoint, device="cuda", dtype="float32")
+    batched = model.score(ITEMS)
+    alone = [model.score([x])[0] for x in ITEMS]
+    assert [s.reward for s in batched] == pytest.approx([s.reward for s in alone], abs=1e-4)

@@ -112,6 +112,15 @@ class TestValidation:
         with pytest.raises(CheckpointError, match="unknown template"):
             build_template("nope/1", tiny_encoder_model.tokenizer, max_length=32, policy_token_budget=8)
 
+    def test_chat_template_without_system_role_is_refused_at_load(self, tmp_path: Path) -> None:
+        from tests.conftest import build_checkpoint
+
+        path = build_checkpoint(tmp_path, "decoder")
+        refusing = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}x"
+        (path / "chat_template.jinja").write_text(refusing)
+        with pytest.raises(CheckpointError, match="no system role"):
+            load_checkpoint(path)
+
     def test_budget_must_leave_room(self, tiny_encoder_model: CsrmModel) -> None:
         with pytest.raises(CheckpointError, match="policy_token_budget"):
             EncoderPairTemplate(tiny_encoder_model.tokenizer, max_length=8, policy_token_budget=8)
