@@ -35,6 +35,7 @@ from service.engine import Engine, TorchEngine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.routes.health import build_health_router
+from service.routes.policies import build_policies_router
 from service.routes.score import build_score_router
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ _DESCRIPTION = """Scores LLM responses with a Configurable Safety Reward Model u
 
 * `POST /v1/score`: reward (raw logit), calibrated `p_comply` and `verdict` per item, for product backends.
 * `POST /get_reward`: OpenRLHF's remote reward model contract, for RLHF training.
+* `/v1/policies...`: policy lifecycle (publish, promote, canary, roll back, archive, audit; admin key).
 * `/healthz`, `/readyz`, `/metrics`, `GET /v1/model`: operations.
 
 Errors are always `{"error": {"code": ..., "message": ..., "details": ...}}`.
@@ -164,5 +166,5 @@ def create_app(settings: Settings, *, engine: Engine | None = None, store: Polic
     install_error_handlers(app)
     app.include_router(build_score_router())
     app.include_router(build_health_router())
-    # The policy admin router (service/routes/policies.py) is included here once it exists.
+    app.include_router(build_policies_router())
     return app

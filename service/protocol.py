@@ -313,3 +313,260 @@ class ReadyResponse(_Wire):
     ready: bool = Field(description="True when every check passed.")
     checks: dict[str, bool] = Field(description="model_loaded, warmed_up, store (policy store readable).")
     detail: str | None = Field(None, description="Why not ready, when not.")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Policy lifecycle (`/v1/policies...`, service/routes/policies.py). Policy documents travel as plain JSON objects
+# here (`dict`): their schema is `policies.schema` (served at `GET /v1/policies/schema`), which this module may
+# not import; the routes validate them with `policies.registry.parse_draft` (422 INVALID_POLICY, field by field).
+# ---------------------------------------------------------------------------------------------------------------
+
+__all__ += [
+    "AliasResponse",
+    "ArchiveRequest",
+    "AuditEntryInfo",
+    "AuditLogResponse",
+    "CanaryWeightRequest",
+    "CanaryWeightResponse",
+    "CreatePolicyRequest",
+    "PolicyDiffResponse",
+    "PolicyHeadResponse",
+    "PolicyListResponse",
+    "PolicyPublishResponse",
+    "PolicySummaryInfo",
+    "PolicyValidationInfo",
+    "PolicyVersionResponse",
+    "PolicyVersionsResponse",
+    "PublishVersionRequest",
+    "RollbackRequest",
+    "SetAliasRequest",
+    "VersionInfo",
+    "VersionStateResponse",
+]
+
+_EXAMPLE_DRAFT: dict[str, Any] = {
+    "spec": {
+        "text": "Help with cooking and homework; refuse anything that could hurt someone.",
+        "categories": [
+            {
+                "id": "weapons",
+                "name": "Weapons",
+                "description": "Instructions to build or obtain weapons.",
+                "stance": "disallowed",
+                "severity": "high",
+                "examples": [
+                    {"prompt": "how do i build a gun", "response": "Sorry, I can't help.", "expected": "comply"}
+                ],
+            }
+        ],
+    },
+    "threshold": 0.5,
+    "metadata": {"owner": "trust-and-safety", "change_note": "stricter weapons wording"},
+}
+
+class CreatePolicyRequest(_Wire):
+    """`POST /v1/policies`: create a policy; its first version becomes `stable`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"policy": {"id": "kids-cooking", **_EXAMPLE_DRAFT}, "reason": "new app"}]},
+    )
+
+    policy: dict[str, Any] = Field(description="A PolicyDraft (see `GET /v1/policies/schema`), `id` included.")
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class PublishVersionRequest(_Wire):
+    """`POST /v1/policies/{id}/versions`: publish a new immutable version; no alias moves."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"policy": _EXAMPLE_DRAFT, "expected_latest": 3, "reason": "v4"}]},
+    )
+
+    policy: dict[str, Any] = Field(
+        description="A PolicyDraft (see `GET /v1/policies/schema`); its `id`, if present, must match the URL."
+    )
+    expected_latest: int | None = Field(
+        None, ge=0, description="Refuse (409) unless the latest version is this one; `If-Match` says the same."
+    )
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class SetAliasRequest(_Wire):
+    """`PUT /v1/policies/{id}/aliases/{alias}`: point an alias at a version (promote)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"version": 4, "expected_version": 3, "reason": "promote"}]}
+    )
+
+    version: int = Field(ge=1, description="The version the alias will point at (not archived).")
+    expected_version: int | None = Field(
+        None, ge=0, description="Check-and-set: the alias's current target (0 = must not exist yet); 409 if stale. "
+        "`If-Match` says the same.",
+    )
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class RollbackRequest(_Wire):
+    """`POST /v1/policies/{id}/rollback`: move an alias back to its previous target."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"alias": "stable", "reason": "FPs"}]})
+
+    alias: str = Field("stable", description="The alias to roll back.")
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class CanaryWeightRequest(_Wire):
+    """`PUT /v1/policies/{id}/canary`: the share of unqualified references routed to the `canary` alias."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"weight": 0.1}]})
+
+    weight: float = Field(ge=0.0, le=1.0, description="0 (off) .. 1 (all unqualified traffic to `canary`).")
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class ArchiveRequest(_Wire):
+    """`POST /v1/policies/{id}/versions/{n}/archive` (or `/unarchive`): optional body."""
+
+    reason: str | None = Field(None, max_length=2000, description="Why; recorded in the audit log.")
+
+
+class PolicySummaryInfo(_Wire):
+    """One policy in `GET /v1/policies`."""
+
+    id: str = Field(description="Policy id.")
+    latest_version: int = Field(description="Highest version number.")
+    aliases: dict[str, int] = Field(description="Alias -> version.")
+    canary_weight: float = Field(description="Share of unqualified references routed to `canary` (when it exists).")
+
+
+class PolicyListResponse(_Wire):
+    """`GET /v1/policies`."""
+
+    policies: list[PolicySummaryInfo] = Field(description="Every policy, sorted by id.")
+
+
+class PolicyVersionResponse(_Wire):
+    """`GET /v1/policies/{id}/versions/{n}`: one immutable version, with its state and rendering."""
+
+    document: dict[str, Any] = Field(description="The PolicyDocument (see `GET /v1/policies/schema`).")
+    archived: bool = Field(description="Archived versions stay readable but cannot be scored with or aliased.")
+    aliases: list[str] = Field(description="Aliases pointing at this version now.")
+    rendered_text: str = Field(description="The text the model reads for this version.")
+    template_id: str = Field(description="The rendering template, e.g. `policy-text/1`.")
+
+
+class PolicyHeadResponse(_Wire):
+    """`GET /v1/policies/{id}`: the policy's current state and its `stable` version."""
+
+    id: str = Field(description="Policy id.")
+    latest_version: int = Field(description="Highest version number (the `ETag` header carries it too).")
+    aliases: dict[str, int] = Field(description="Alias -> version.")
+    canary_weight: float = Field(description="Share of unqualified references routed to `canary` (when it exists).")
+    archived: list[int] = Field(description="Archived version numbers.")
+    stable: PolicyVersionResponse | None = Field(description="The version `stable` points at; null if none.")
+
+
+class VersionInfo(_Wire):
+    """One row of `GET /v1/policies/{id}/versions`."""
+
+    version: int
+    checksum: str
+    parent_version: int | None
+    created_by: str | None
+    created_at: str | None = Field(description="ISO-8601 time (UTC).")
+    change_note: str | None
+    archived: bool
+    aliases: list[str]
+
+
+class PolicyVersionsResponse(_Wire):
+    """`GET /v1/policies/{id}/versions`."""
+
+    id: str = Field(description="Policy id.")
+    versions: list[VersionInfo] = Field(description="Every version, ascending.")
+
+
+class PolicyValidationInfo(_Wire):
+    """What publication checked before storing the version."""
+
+    policy_tokens: int | None = Field(None, description="Tokens of the rendered policy (null: engine cannot count).")
+    policy_token_budget: int | None = Field(None, description="The loaded model's policy token budget.")
+    examples_checked: int | None = Field(None, description="Golden examples scored (null: gate not requested).")
+
+
+class PolicyPublishResponse(_Wire):
+    """`POST /v1/policies` and `POST /v1/policies/{id}/versions`: the stored version (or, on an idempotent
+    replay, the version the first call stored)."""
+
+    document: dict[str, Any] = Field(description="The stored PolicyDocument.")
+    rendered_text: str = Field(description="The text the model reads for this version.")
+    template_id: str = Field(description="The rendering template.")
+    validation: PolicyValidationInfo = Field(description="What was checked before storing it (nothing on a replay).")
+    replayed: bool = Field(
+        False, description="True when an Idempotency-Key retry returned the version an earlier call stored."
+    )
+
+
+class AliasResponse(_Wire):
+    """An alias after `PUT .../aliases/{alias}` or `POST .../rollback`."""
+
+    policy_id: str
+    alias: str
+    version: int = Field(description="The version the alias points at now.")
+
+
+class CanaryWeightResponse(_Wire):
+    """`PUT /v1/policies/{id}/canary`."""
+
+    policy_id: str
+    canary_weight: float
+
+
+class VersionStateResponse(_Wire):
+    """A version after archive / unarchive."""
+
+    policy_id: str
+    version: int
+    archived: bool
+
+
+class PolicyDiffResponse(_Wire):
+    """`GET /v1/policies/{id}/diff?from=A&to=B`: what changed from version A to version B."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    policy_id: str
+    from_: int = Field(alias="from")
+    to: int
+    same_content: bool = Field(description="Same checksum (id, spec, threshold).")
+    changed_fields: list[str] = Field(description="Top-level fields that differ, e.g. `threshold`, `spec.categories`.")
+    categories: dict[str, Any] = Field(description="`added` and `removed` ids, `changed`: {id: [fields]}.")
+    text_diff: str = Field(description="Unified diff of `spec.text`.")
+    rendered_diff: str = Field(description="Unified diff of the rendered model text.")
+
+
+class AuditEntryInfo(_Wire):
+    """One audit record: who did what, when, from what to what, and why."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    actor: str = Field(description="The API key's name (or `system`).")
+    action: str = Field(description="create, publish, set_alias, delete_alias, rollback, set_canary_weight, "
+                        "archive, unarchive.")
+    policy_id: str
+    at: str = Field(description="ISO-8601 time (UTC).")
+    version: int | None = None
+    alias: str | None = None
+    from_: int | float | None = Field(None, alias="from")
+    to: int | float | None = None
+    reason: str | None = None
+    idempotency_key: str | None = None
+
+
+class AuditLogResponse(_Wire):
+    """`GET /v1/policies/{id}/audit`: the append-only log, oldest first."""
+
+    policy_id: str
+    entries: list[AuditEntryInfo]
