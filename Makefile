@@ -18,7 +18,7 @@ $(BIN)/csrm: pyproject.toml
 setup: $(BIN)/csrm
 
 serve: setup
-	$(BIN)/csrm serve --host $(HOST) --port $(PORT)
+	$(BIN)/csrm serve --host $(HOST) --port $(PORT) $(if $(MODEL),--model $(MODEL))
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -10,7 +10,8 @@ The lifespan builds, in order, and puts on `app.state`:
 4. `batcher`: a started `DynamicBatcher` over the engine;
 5. a background warm-up batch on the engine thread; `warmed_up` turns True when it is done, and `/readyz` with it.
 
-At shutdown the batcher drains and stops, then the store is closed (only if the app opened it).
+At shutdown the batcher drains and stops, the registry stops listening to the store, and the store is closed
+(only if the app opened it).
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ async def _lifespan(
         if store is None:
             store = open_store(settings.store.url)
             stack.push_async_callback(store.close)
-        app.state.registry = await _open_registry(app, settings, store)
+        registry = await _open_registry(app, settings, store)
+        stack.callback(registry.close)
+        app.state.registry = registry
 
         if engine is None:
             engine = await anyio.to_thread.run_sync(load_engine, settings)

@@ -9,7 +9,7 @@ Roles: `score` may score; `admin` may score and administer policies. Admin endpo
 (401 without a key, 403 with a score key). Scoring needs a key (of either role) as soon as any key exists; with
 an empty or missing keys file scoring is open, which `csrm serve` only allows on a loopback address.
 
-The keys file is re-read when its modification time changes, so `csrm keys create` takes effect on a running
+The keys file is re-read when it changes (inode, modification time or size), so `csrm keys create` takes effect on a running
 server without a restart.
 """
 
@@ -80,18 +80,19 @@ class ApiKeyStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._records: tuple[KeyRecord, ...] = ()
-        self._mtime: int | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def records(self) -> tuple[KeyRecord, ...]:
         """The stored keys, re-read from disk when the file changed."""
         try:
-            mtime = self.path.stat().st_mtime_ns
+            st = self.path.stat()
         except FileNotFoundError:
-            self._records, self._mtime = (), None
+            self._records, self._stamp = (), None
             return self._records
-        if mtime != self._mtime:
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # writes replace the file, so the inode changes too
+        if stamp != self._stamp:
             self._records = self._read()
-            self._mtime = mtime
+            self._stamp = stamp
         return self._records
 
     def has_keys(self) -> bool:

@@ -25,6 +25,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "FLAT_ENV_ALIASES",
+    "env_reference",
+    "markdown_table",
     "AuthSettings",
     "BatcherSettings",
     "LimitSettings",
@@ -53,7 +55,7 @@ class BatcherSettings(BaseModel):
         5.0, ge=0, description="Longest time the oldest queued item waits for a batch to fill, in ms."
     )
     max_queue_tokens: int = Field(
-        262144, ge=1, description="Queue bound in real tokens (all lanes); beyond it requests get 429 + Retry-After."
+        1_048_576, ge=1, description="Queue bound in real tokens (all lanes); beyond it requests get 429 + Retry-After."
     )
     max_queue_items: int = Field(
         4096, ge=1, description="Queue bound in items (all lanes); beyond it requests get 429 + Retry-After."
@@ -161,3 +163,46 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _FlatAliasSource(settings_cls), dotenv_settings, file_secret_settings)
+
+
+def _default_text(field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        return ""
+    if field.default is None:
+        return "unset"
+    if isinstance(field.default, Path):
+        return str(field.default)
+    if isinstance(field.default, bool):
+        return str(field.default).lower()
+    return str(field.default)
+
+
+def env_reference() -> list[tuple[str, str, str]]:
+    """Every setting as (environment variable, default, description), nested groups expanded.
+
+    A flat alias (e.g. `CSRM_POLICY_STORE`) is listed instead of its nested spelling.
+    """
+    flat = {target: name for name, target in FLAT_ENV_ALIASES.items()}
+    rows = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub_name, sub_field in annotation.model_fields.items():
+                env = flat.get((name, sub_name), f"CSRM_{name.upper()}__{sub_name.upper()}")
+                rows.append((env, _default_text(sub_field), sub_field.description or ""))
+        else:
+            rows.append((f"CSRM_{name.upper()}", _default_text(field), field.description or ""))
+    return rows
+
+
+def markdown_table() -> str:
+    """The settings reference as a Markdown table (the README embeds it verbatim)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for env, default, description in env_reference():
+        escaped = description.replace("|", "\\|")
+        lines.append(f"| `{env}` | `{default}` | {escaped} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
