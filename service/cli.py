@@ -3,8 +3,9 @@
     csrm serve [--host 127.0.0.1] [--port 8000] [--model PATH]   run the HTTP service
     csrm keys create --role admin|score --name NAME              create an API key (printed once)
     csrm keys list                                               list key names and roles (never the keys)
-    csrm train ...                                               models.training, arguments passed through
-    csrm eval ...                                                models.evaluation, arguments passed through
+    csrm policy list|show|publish|promote|rollback|...         policies on a running server (service.policy_cli)
+    csrm train ...                                               models.cli.train_main, arguments passed through
+    csrm eval ...                                                models.cli.eval_main, arguments passed through
 
 Each command is one `_add_<command>(subparsers)` function that registers its parser and sets `handler`;
 `COMMANDS` lists them, so a new command group (e.g. `csrm policy`) is one more function in that tuple.
@@ -22,14 +23,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from service.policy_cli import add_policy_commands
+
 __all__ = ["COMMANDS", "PASSTHROUGH", "build_parser", "is_loopback", "main"]
 
 Subparsers = Any  # argparse._SubParsersAction, which argparse does not export
 
-#: Commands whose arguments go unparsed to another package's entry point: name -> (module, entry functions tried).
-PASSTHROUGH: dict[str, tuple[str, tuple[str, ...]]] = {
-    "train": ("models.training", ("train_main", "main")),
-    "eval": ("models.evaluation", ("eval_main", "main")),
+#: Commands whose arguments go unparsed to another package's entry point `fn(argv) -> int | None`:
+#: name -> (module, function) candidates, the first that exists wins.
+PASSTHROUGH: dict[str, tuple[tuple[str, str], ...]] = {
+    "train": (("models.cli", "train_main"), ("models.training", "train_main")),
+    "eval": (("models.cli", "eval_main"), ("models.evaluation", "eval_main")),
 }
 
 
@@ -69,6 +73,16 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if settings.model is None:
+        from models.checkpoint import default_checkpoint_path
+
+        if not default_checkpoint_path().is_dir():
+            print(
+                f"csrm serve: the bundled default model ({default_checkpoint_path()}) is not in this installation; "
+                f"pass a checkpoint: csrm serve --model PATH (or CSRM_MODEL=PATH; `make serve MODEL=PATH`).",
+                file=sys.stderr,
+            )
+            return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -145,31 +159,35 @@ def _add_keys(subparsers: Subparsers) -> None:
 
 
 def _run_passthrough(command: str, argv: Sequence[str]) -> int:
-    module_name, entry_names = PASSTHROUGH[command]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        print(f"csrm {command}: {module_name} is not available in this installation", file=sys.stderr)
-        return 2
-    for name in entry_names:
-        entry: Callable[[list[str]], int | None] | None = getattr(module, name, None)
+    candidates = PASSTHROUGH[command]
+    for module_name, function in candidates:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        entry: Callable[[list[str]], int | None] | None = getattr(module, function, None)
         if callable(entry):
             return int(entry(list(argv)) or 0)
-    print(f"csrm {command}: {module_name} has no entry point ({', '.join(entry_names)})", file=sys.stderr)
+    names = ", ".join(f"{m}.{f}" for m, f in candidates)
+    print(f"csrm {command}: no entry point in this installation (looked for {names})", file=sys.stderr)
     return 2
 
 
 def _add_passthrough(subparsers: Subparsers) -> None:
-    for command, (module_name, _) in PASSTHROUGH.items():
+    for command, candidates in PASSTHROUGH.items():
+        module_name, function = candidates[0]
         subparsers.add_parser(
-            command, help=f"{module_name} (arguments passed through; `csrm {command} --help`)", add_help=False
+            command, help=f"{module_name}.{function} (arguments passed through; `csrm {command} --help`)",
+            add_help=False,
         )
 
 
 #: Registration functions of the top-level commands, in help order.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (_add_serve, _add_keys, _add_passthrough)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
+    _add_serve, _add_keys, add_policy_commands, _add_passthrough
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,29 +100,39 @@ class TestServeRefusals:
         started: dict[str, Any] = {}
         fake_uvicorn = types.SimpleNamespace(run=lambda app, **kwargs: started.update(kwargs))
         monkeypatch.setitem(sys.modules, "uvicorn", fake_uvicorn)
-        assert main(["serve", "--host", "0.0.0.0", "--port", "9999"]) == 0
+        assert main(["serve", "--host", "0.0.0.0", "--port", "9999", "--model", str(tmp_path)]) == 0
         assert started["host"] == "0.0.0.0" and started["port"] == 9999
+
+    def test_missing_bundled_model_says_to_pass_one(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        import models.checkpoint
+
+        monkeypatch.setattr(models.checkpoint, "default_checkpoint_path", lambda: tmp_path / "no-default")
+        assert main(["serve"]) == 2
+        assert "--model PATH" in capsys.readouterr().err
 
 
 class TestPassthrough:
     def test_train_and_eval_pass_their_arguments_through(self, monkeypatch: pytest.MonkeyPatch) -> None:
         calls: list[tuple[str, list[str]]] = []
-        training = types.ModuleType("models.training")
-        training.train_main = lambda argv: calls.append(("train", argv)) or 0  # type: ignore[attr-defined]
-        evaluation = types.ModuleType("models.evaluation")
-        evaluation.main = lambda argv: calls.append(("eval", argv)) or 3  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "models.training", training)
-        monkeypatch.setitem(sys.modules, "models.evaluation", evaluation)
+        fake = types.ModuleType("models.cli")
+        fake.train_main = lambda argv: calls.append(("train", argv)) or 0  # type: ignore[attr-defined]
+        fake.eval_main = lambda argv: calls.append(("eval", argv)) or 3  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "models.cli", fake)
         assert main(["train", "--data", "d", "--help"]) == 0
         assert main(["eval", "ckpt"]) == 3
         assert calls == [("train", ["--data", "d", "--help"]), ("eval", ["ckpt"])]
 
-    def test_module_without_an_entry_point(
-        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-    ) -> None:
+    def test_no_entry_point(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch.setitem(sys.modules, "models.cli", types.ModuleType("models.cli"))
         monkeypatch.setitem(sys.modules, "models.training", types.ModuleType("models.training"))
         assert main(["train"]) == 2
         assert "no entry point" in capsys.readouterr().err
+
+    def test_the_real_entry_points_exist(self) -> None:
+        module = pytest.importorskip("models.cli")
+        assert callable(module.train_main) and callable(module.eval_main)
 
 
 def _free_port() -> int:
