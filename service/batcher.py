@@ -45,6 +45,7 @@ from service.metrics import Metrics
 
 __all__ = [
     "LANES",
+    "Batchable",
     "BatcherConfig",
     "DynamicBatcher",
     "Lane",
@@ -127,7 +128,7 @@ class Batchable(Protocol):
     def tokens(self) -> int: ...
 
 
-B = TypeVar("B", bound=Batchable)
+_B = TypeVar("_B", bound=Batchable)
 
 
 def padded_tokens(batch: Sequence[Batchable]) -> int:
@@ -135,7 +136,7 @@ def padded_tokens(batch: Sequence[Batchable]) -> int:
     return max((item.tokens for item in batch), default=0) * len(batch)
 
 
-def take_batch(pending: Iterable[B], max_items: int, max_tokens: int) -> list[B]:
+def take_batch(pending: Iterable[_B], max_items: int, max_tokens: int) -> list[_B]:
     """Choose the next batch from the queued items.
 
     Items are considered interactive lane first, then bulk, each in arrival order, and taken while the batch
@@ -151,7 +152,7 @@ def take_batch(pending: Iterable[B], max_items: int, max_tokens: int) -> list[B]
     Returns:
         The batch, sorted by length (shortest first; ties keep their order), as the engine pads it.
     """
-    batch: list[B] = []
+    batch: list[_B] = []
     longest = 0
     for item in sorted(pending, key=lambda p: LANES.index(p.lane)):
         if len(batch) >= max_items:

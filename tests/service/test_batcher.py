@@ -295,6 +295,39 @@ async def test_deadline_passing_in_the_queue_is_never_computed(
     assert failures(registry, "deadline") == 1
 
 
+class ShiftedClock:
+    """Stands in for the `time` module inside service.batcher; `shift` moves its monotonic clock forward."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.shift
+
+    def perf_counter(self) -> float:
+        return time.perf_counter()
+
+
+async def test_item_found_expired_when_forming_a_batch_is_never_computed(
+    gate: threading.Event, metrics: Metrics, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ShiftedClock()
+    monkeypatch.setattr("service.batcher.time", clock)
+    engine = FakeEngine(gate=gate)
+    async with running(engine, metrics) as batcher:
+        first = await occupy_engine(batcher, engine)
+        # The caller's own timer is an hour away; only the check at batch forming can catch this item.
+        late = asyncio.create_task(batcher.submit(encoded(2, 7), deadline=clock.monotonic() + 3600))
+        await wait_until(lambda: batcher.queued_items == 1, "the item is queued")
+        clock.shift = 7200
+        gate.set()
+        await first
+        with pytest.raises(DeadlineExceeded, match="while queued"):
+            await late
+    assert tags(engine.seen) == [0]
+    assert failures(registry, "deadline") == 1
+
+
 async def test_deadline_passing_during_compute_answers_at_the_deadline(
     gate: threading.Event, metrics: Metrics
 ) -> None:
