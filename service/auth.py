@@ -9,8 +9,8 @@ Roles: `score` may score; `admin` may score and administer policies. Admin endpo
 (401 without a key, 403 with a score key). Scoring needs a key (of either role) as soon as any key exists; with
 an empty or missing keys file scoring is open, which `csrm serve` only allows on a loopback address.
 
-The keys file is re-read when it changes (inode, modification time or size), so `csrm keys create` takes effect on a running
-server without a restart.
+The keys file is re-read when it changes (inode, modification time or size), so `csrm keys create` takes effect
+on a running server without a restart.
 """
 
 from __future__ import annotations

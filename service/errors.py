@@ -258,7 +258,8 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
         loc = list(err.get("loc", ()))
         if len(loc) > 1 and loc[0] == "body":
             loc = loc[1:]
-        details.append({"field": ".".join(str(p) for p in loc), "message": err.get("msg", ""), "type": err.get("type", "")})
+        field = ".".join(str(part) for part in loc)
+        details.append({"field": field, "message": err.get("msg", ""), "type": err.get("type", "")})
     return details
 
 

@@ -24,7 +24,8 @@ from service.auth import require_role
 from service.batcher import DynamicBatcher
 from service.deps import check_body_size, get_batcher, get_engine, get_metrics, get_registry, get_settings
 from service.engine import Engine
-from service.errors import PayloadTooLarge, RequestCancelled
+from service.errors import RequestCancelled
+from service.limits import check_get_reward_limits, check_score_limits
 from service.metrics import Metrics, RequestTimings
 from service.openrlhf import split_query
 from service.protocol import (
@@ -40,12 +41,10 @@ from service.protocol import (
     ScoreResult,
     Verdict,
 )
-
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.batcher import ScoredItem
-    from service.settings import LimitSettings
 
 __all__ = ["SCORE_ERRORS", "build_score_router", "verdict"]
 
@@ -103,41 +102,6 @@ def _model_threshold(engine: Engine) -> float:
     config = getattr(getattr(engine, "model", None), "config", None)
     threshold = getattr(config, "default_threshold", None)
     return float(threshold) if isinstance(threshold, int | float) else 0.5
-
-
-def _too_large(message: str, limit: str, maximum: int, actual: int, field: str | None = None) -> PayloadTooLarge:
-    details: dict[str, Any] = {"limit": limit, "max": maximum, "actual": actual}
-    if field is not None:
-        details["field"] = field
-    return PayloadTooLarge(message, details=details)
-
-
-def _check_count(count: int, limits: LimitSettings, field: str) -> None:
-    if count > limits.max_items:
-        raise _too_large(f"{count} {field} exceed the limit of {limits.max_items}", "max_items", limits.max_items,
-                         count, field)  # fmt: skip
-
-
-def _check_text(value: str | None, limits: LimitSettings, field: str) -> None:
-    if value is not None and len(value) > limits.max_chars:
-        raise _too_large(f"{field} has {len(value)} characters, over the limit of {limits.max_chars}", "max_chars",
-                         limits.max_chars, len(value), field)  # fmt: skip
-
-
-def _check_score_limits(body: ScoreRequest, limits: LimitSettings) -> None:
-    _check_count(len(body.items), limits, "items")
-    _check_text(body.policy_text, limits, "policy_text")
-    for i, item in enumerate(body.items):
-        if isinstance(item, MessageItem):
-            if len(item.messages) > limits.max_messages:
-                raise _too_large(f"items.{i}.messages has {len(item.messages)} messages, over the limit of "
-                                 f"{limits.max_messages}", "max_messages", limits.max_messages, len(item.messages),
-                                 f"items.{i}.messages")  # fmt: skip
-            for j, message in enumerate(item.messages):
-                _check_text(message.content, limits, f"items.{i}.messages.{j}.content")
-        else:
-            _check_text(item.prompt, limits, f"items.{i}.prompt")
-            _check_text(item.response, limits, f"items.{i}.response")
 
 
 def _to_input(policy_text: str, item: Any) -> ScoreInput:
@@ -227,7 +191,7 @@ def build_score_router() -> APIRouter:
         The policy is `policy` (`id`, `id@N`, `id:alias`), or inline `policy_text`, or the default policy.
         """
         started = time.perf_counter()
-        _check_score_limits(body, settings.limits)
+        check_score_limits(body, settings.limits)
         policy = await _resolve_policy(registry, engine, settings, body.policy, body.policy_text, body.request_id)
         inputs = [_to_input(policy.text, item) for item in body.items]
         scored, timings = await _run(request, batcher, inputs, body.lane, body.deadline_ms, started)
@@ -271,12 +235,7 @@ def build_score_router() -> APIRouter:
         is split into a conversation as `service.openrlhf.split_query` documents.
         """
         started = time.perf_counter()
-        limits = settings.limits
-        _check_count(len(body.query), limits, "queries")
-        for i, q in enumerate(body.query):
-            _check_text(q, limits, f"query.{i}")
-        for i, p in enumerate(body.prompts or ()):
-            _check_text(p, limits, f"prompts.{i}")
+        check_get_reward_limits(body, settings.limits)
         resolved = await _resolve_policy(registry, engine, settings, policy, None, None)
         prompts: Sequence[str | None] = body.prompts or [None] * len(body.query)
         inputs = [

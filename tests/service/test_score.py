@@ -318,11 +318,9 @@ class TestBatching:
         async with serve(create_app(make_settings(), engine=FakeEngine())) as client:
             body = (await client.post("/v1/score", json={"policy": "kids-education", "items": ITEMS})).json()
             samples = await metric_samples(client)
+        labels = (("policy_id", "kids-education"), ("policy_version", "1"))
         counted = {
-            verdict: samples.get(
-                ("csrm_verdicts_total", (("policy_id", "kids-education"), ("policy_version", "1"), ("verdict", verdict))),
-                0.0,
-            )
+            verdict: samples.get(("csrm_verdicts_total", (*labels, ("verdict", verdict))), 0.0)
             for verdict in ("comply", "violate")
         }
         expected = {v: sum(r["verdict"] == v for r in body["results"]) for v in ("comply", "violate")}
