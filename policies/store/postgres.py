@@ -65,6 +65,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCHEMA = "csrm"
 _SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 _DRIVER_ERRORS = (psycopg.Error, OSError, TimeoutError)
+# A pooled connection slot retries in the background with backoff (1 s, 2 s, ...) for this long, then frees the
+# slot so that the next request connects at once: after an outage, requests recover within about this delay.
+_RECONNECT_GIVE_UP = 2.0
+# The listener retries at most this far apart, so caches catch up within about this delay after an outage.
+_LISTEN_BACKOFF_MAX = 2.0
 
 ChangeCallback = Callable[[str | None], Awaitable[None] | None]
 """Called with a policy id after a change to it, or with None when anything may have changed."""
@@ -144,6 +149,7 @@ class PostgresPolicyStore:
         self._open_lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._callbacks: list[ChangeCallback] = []
+        self._known_seq: int | None = None
         self.listening = False
         """True while the listener's connection is up and LISTENing (for diagnostics and tests)."""
 
@@ -192,7 +198,7 @@ class PostgresPolicyStore:
                     max_size=self._pool_size[1],
                     kwargs=self._kwargs,
                     timeout=self._timeout,
-                    reconnect_timeout=max(10.0, 4 * self._timeout),
+                    reconnect_timeout=_RECONNECT_GIVE_UP,
                     check=AsyncConnectionPool.check_connection,
                     name=f"csrm-{self.schema}",
                     open=False,
@@ -200,7 +206,12 @@ class PostgresPolicyStore:
                 await pool.open(wait=False)
                 self._pool = pool
             if not self._migrated:
-                await self._migrate(self._pool)
+                try:
+                    await self._migrate(self._pool)
+                except StoreUnavailable:
+                    pool, self._pool = self._pool, None  # the next call starts afresh, not in the pool's backoff
+                    await pool.close()
+                    raise
                 self._migrated = True
                 self._listener = asyncio.create_task(self._listen_forever(), name=f"csrm-listen-{self.schema}")
         return self._pool
@@ -307,9 +318,25 @@ class PostgresPolicyStore:
         return [_audit_from_row(row) for row in rows]
 
     async def version_token(self) -> str:
-        """See `PolicyStore.version_token`: the store-wide change counter, one indexed row."""
-        async with self._connection("cannot read the change counter") as conn:
-            return str(await _change_seq(conn))
+        """See `PolicyStore.version_token`: the store-wide change counter `store_state.change_seq`.
+
+        Read from the database (one row, within `ping_timeout`) while the listener is connected; while it is not
+        (an outage), or when the read fails, the last value seen is returned at once, so callers polling this on
+        their hot path keep serving their caches instead of waiting on a dead database. The listener updates the
+        value when it reconnects, so the token moves once the database is back if anything changed meanwhile.
+
+        Raises:
+            StoreUnavailable: the database has not been reached since the store was opened.
+        """
+        if self._known_seq is not None and not self.listening:
+            return str(self._known_seq)
+        try:
+            async with self._connection("cannot read the change counter", timeout=self._ping_timeout) as conn:
+                self._saw(await _change_seq(conn))
+        except StoreUnavailable:
+            if self._known_seq is None:
+                raise
+        return str(self._known_seq)
 
     async def ping(self) -> None:
         """See `PolicyStore.ping`: a `SELECT 1` through the pool, answered or failed within `ping_timeout`."""
@@ -403,7 +430,7 @@ class PostgresPolicyStore:
                 self.listening = False
                 first = False
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, _LISTEN_BACKOFF_MAX)
             else:
                 delay = 0.5
 
@@ -414,7 +441,7 @@ class PostgresPolicyStore:
         try:
             async with asyncio.timeout(self._timeout):
                 await conn.execute(f"LISTEN {self.channel}")
-                seen = await _change_seq(conn)
+                seen = self._saw(await _change_seq(conn))
             self.listening = True
             if announce_reconnect:
                 logger.info("policy store %s: change listener reconnected; invalidating caches", self.schema)
@@ -425,7 +452,7 @@ class PostgresPolicyStore:
                     notified = True
                     await self._dispatch(notify.payload or None)
                 async with asyncio.timeout(self._ping_timeout + 1.0):
-                    current = await _change_seq(conn)
+                    current = self._saw(await _change_seq(conn))
                 if current != seen and not notified:
                     await self._dispatch(None)
                 seen = current
@@ -433,6 +460,11 @@ class PostgresPolicyStore:
             self.listening = False
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    def _saw(self, seq: int) -> int:
+        """Remember the highest change counter read (reads may finish out of order); return `seq`."""
+        self._known_seq = seq if self._known_seq is None else max(self._known_seq, seq)
+        return seq
 
     async def _dispatch(self, policy_id: str | None) -> None:
         for callback in list(self._callbacks):
