@@ -3,7 +3,7 @@
     csrm serve [--host 127.0.0.1] [--port 8000] [--model PATH]   run the HTTP service
     csrm keys create --role admin|score --name NAME              create an API key (printed once)
     csrm keys list                                               list key names and roles (never the keys)
-    csrm policy list|show|publish|promote|rollback|...         policies on a running server (service.policy_cli)
+    csrm policy list|show|publish|promote|rollback|...           policies on a running server (service.policy_cli)
     csrm train ...                                               models.cli.train_main, arguments passed through
     csrm eval ...                                                models.cli.eval_main, arguments passed through
 
