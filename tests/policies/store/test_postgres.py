@@ -77,7 +77,7 @@ def via(proxy: TcpProxy, url: str) -> str:
 
 def sql(server: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(server, autocommit=True) as conn:
-        cur = conn.execute(query)  # type: ignore[arg-type]
+        cur = conn.execute(query)
         return cur.fetchall() if cur.description else []
 
 
