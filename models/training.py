@@ -1,0 +1,309 @@
+"""Training: the joint objective (Bradley-Terry on pairs + BCE on pointwise compliance) on one scalar head.
+
+Inputs are encoded with the checkpoint's own input template (`models.template`), so training and serving see
+identical token ids. LoRA (peft) or full fine-tuning; CPU or CUDA; a tqdm bar with loss and ETA; periodic
+checkpoints; a fixed seed gives the same run (same data order, same initialisation).
+
+The reward is the logit of compliance: BCE uses ``sigmoid(reward)`` against the label (comply = 1), and the pair
+loss is ``-log sigmoid(r_chosen - r_rejected)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from models.template import InputTemplate, build_template
+from models.types import EncodedInput, Message, ScoreInput
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = [
+    "TrainConfig",
+    "Unit",
+    "bce_loss",
+    "bt_loss",
+    "encode_records",
+    "joint_loss",
+    "make_batches",
+    "train_model",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Training knobs (all have defaults that reproduce the bundled model)."""
+
+    epochs: float = 1.0
+    max_steps: int | None = None
+    batch_size: int = 16
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 512
+    policy_token_budget: int = 256
+    conversation_budget: int = 144
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    full_finetune: bool = False
+    w_bt: float = 1.0
+    w_bce: float = 1.0
+    seed: int = 0
+    time_budget_s: float | None = None
+    checkpoint_every: int = 200
+    threads: int | None = None
+    device: str = "auto"
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (stored in csrm.json ``training_data.recipe``)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One training unit: a pointwise item (``label`` set) or a pair (``rejected`` set)."""
+
+    first: EncodedInput
+    label: float | None = None
+    rejected: EncodedInput | None = None
+
+    @property
+    def seqs(self) -> int:
+        return 1 if self.rejected is None else 2
+
+    @property
+    def width(self) -> int:
+        return max(self.first.tokens, self.rejected.tokens if self.rejected else 0)
+
+
+def bt_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Bradley-Terry loss: mean of ``-log sigmoid(chosen - rejected)``."""
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+def bce_loss(rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``sigmoid(reward)`` against labels (1 = comply, 0 = violate)."""
+    return F.binary_cross_entropy_with_logits(rewards, labels)
+
+
+def joint_loss(point_rewards: torch.Tensor, labels: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
+               *, w_bce: float = 1.0, w_bt: float = 1.0) -> torch.Tensor:
+    """``w_bce * BCE + w_bt * BT``; a term with no items contributes 0."""
+    total = point_rewards.new_zeros(())
+    if point_rewards.numel():
+        total = total + w_bce * bce_loss(point_rewards, labels)
+    if chosen.numel():
+        total = total + w_bt * bt_loss(chosen, rejected)
+    return total
+
+
+def _to_input(record: dict[str, Any], response: str) -> ScoreInput:
+    msgs = [Message(m["role"], m["content"]) for m in record["messages"]]
+    msgs.append(Message("assistant", response))
+    return ScoreInput(record["policy_text"], tuple(msgs))
+
+
+class TemplatePool:
+    """Encoder templates by max length, so each item gets ``policy + conversation_budget`` tokens at most."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, template_id: str, cfg: TrainConfig) -> None:
+        self._tok, self._tid, self._cfg = tokenizer, template_id, cfg
+        self._base = build_template(template_id, tokenizer, max_length=cfg.max_length,
+                                    policy_token_budget=cfg.policy_token_budget)
+        self._pool: dict[int, InputTemplate] = {}
+
+    def encode(self, item: ScoreInput) -> EncodedInput:
+        """Encode with the serving template, limiting the conversation to the training budget."""
+        n = self._base.policy_tokens(item.policy_text)
+        length = min(self._cfg.max_length, 16 * math.ceil((n + 4 + self._cfg.conversation_budget) / 16))
+        if length not in self._pool:
+            self._pool[length] = build_template(self._tid, self._tok, max_length=length,
+                                                policy_token_budget=min(self._cfg.policy_token_budget, length - 8))
+        return self._pool[length].encode(item)
+
+
+def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInput], EncodedInput]) -> list[Unit]:
+    """Encode canonical records into units, skipping (and logging) records the template refuses."""
+    units: list[Unit] = []
+    skipped = 0
+    for rec in records:
+        try:
+            if rec["kind"] == "point":
+                units.append(Unit(encode(_to_input(rec, rec["response"])),
+                                  label=1.0 if rec["label"] == "comply" else 0.0))
+            else:
+                units.append(Unit(encode(_to_input(rec, rec["chosen"])),
+                                  rejected=encode(_to_input(rec, rec["rejected"]))))
+        except Exception as exc:  # noqa: BLE001 - InputTooLong / InvalidInput: skip the record
+            skipped += 1
+            logger.debug("skipping record: %s", exc)
+    if skipped:
+        logger.warning("skipped %d of %d records the template could not encode", skipped, len(records))
+    return units
+
+
+def make_batches(units: Sequence[Unit], batch_size: int, rng: random.Random, bucket: int = 64) -> list[list[Unit]]:
+    """Shuffle, sort by length inside buckets of ``bucket`` batches, pack up to ``batch_size`` sequences each."""
+    order = list(units)
+    rng.shuffle(order)
+    batches: list[list[Unit]] = []
+    span = batch_size * bucket
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start:start + span], key=lambda u: u.width)
+        cur: list[Unit] = []
+        for u in chunk:
+            if cur and sum(x.seqs for x in cur) + u.seqs > batch_size:
+                batches.append(cur)
+                cur = []
+            cur.append(u)
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(items: Sequence[EncodedInput], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+    width = max(i.tokens for i in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    types = torch.zeros((len(items), width), dtype=torch.long)
+    for row, it in enumerate(items):
+        ids[row, : it.tokens] = torch.tensor(it.input_ids)
+        mask[row, : it.tokens] = 1
+        if it.token_type_ids is not None:
+            types[row, : it.tokens] = torch.tensor(it.token_type_ids)
+    out = {"input_ids": ids, "attention_mask": mask}
+    if any(it.token_type_ids is not None for it in items):
+        out["token_type_ids"] = types
+    return {k: v.to(device) for k, v in out.items()}
+
+
+def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, device: torch.device,
+               cfg: TrainConfig) -> torch.Tensor:
+    """Forward one batch (points, pair firsts, pair seconds in one pass) and return the joint loss."""
+    points = [u for u in batch if u.rejected is None]
+    pairs = [u for u in batch if u.rejected is not None]
+    seqs = [u.first for u in points] + [u.first for u in pairs] + [u.rejected for u in pairs if u.rejected]
+    rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1)
+    n_p, n_q = len(points), len(pairs)
+    labels = torch.tensor([u.label or 0.0 for u in points], dtype=rewards.dtype, device=device)
+    return joint_loss(rewards[:n_p], labels, rewards[n_p:n_p + n_q], rewards[n_p + n_q:],
+                      w_bce=cfg.w_bce, w_bt=cfg.w_bt)
+
+
+def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
+    """Wrap a sequence classifier with a LoRA adapter; the classifier head is trained in full."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
+                      modules_to_save=["classifier"])
+    return get_peft_model(model, lcfg)
+
+
+def _schedule(step: int, total: int, warmup: int, elapsed: float = 0.0, budget: float | None = None) -> float:
+    """Linear warmup, then linear decay to 0 over the run's progress.
+
+    Progress is ``step / total``, or the elapsed share of the time budget when that is larger, so a run that is
+    slowed down (a busy CPU) still anneals its learning rate before the budget stops it.
+    """
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    if budget:
+        progress = max(progress, elapsed / budget)
+    return max(0.0, 1.0 - progress)
+
+
+def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iterator[list[Unit]]:
+    epoch = 0
+    while epoch < math.ceil(cfg.epochs):
+        batches = make_batches(units, cfg.batch_size, rng)
+        if epoch + 1 > cfg.epochs:  # fractional last epoch
+            batches = batches[: int(len(batches) * (cfg.epochs - epoch))]
+        yield from batches
+        epoch += 1
+
+
+def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig, *, pad_id: int,
+                device: torch.device, on_checkpoint: Callable[[int], None] | None = None,
+                progress: bool = True) -> dict[str, Any]:
+    """Run the optimisation loop.
+
+    Args:
+        model: a (LoRA-wrapped) sequence classifier with one label, on ``device``.
+        units: encoded training units.
+        cfg: knobs (epochs, max_steps, lr, batch size, weights, time budget, checkpoint period).
+        pad_id: the tokenizer's pad id.
+        device: where to run.
+        on_checkpoint: called with the step number every ``cfg.checkpoint_every`` steps.
+        progress: show a tqdm bar.
+
+    Returns:
+        A summary: steps, seconds, final and mean loss, whether the time budget stopped it.
+    """
+    rng = random.Random(cfg.seed)
+    per_epoch = len(make_batches(units, cfg.batch_size, random.Random(cfg.seed)))
+    total = int(per_epoch * cfg.epochs)
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, step, ema, losses, stopped = time.monotonic(), 0, None, [], False
+    warmup = int(cfg.warmup_ratio * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _schedule(s, total, warmup, time.monotonic() - start, cfg.time_budget_s))
+    bar = _bar(total, progress)
+    model.train()
+    for batch in _epochs(units, cfg, rng):
+        if step >= total:
+            break
+        if cfg.time_budget_s is not None and time.monotonic() - start > cfg.time_budget_s:
+            stopped = True
+            logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, total)
+            break
+        loss = batch_loss(model, batch, pad_id, device, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        value = float(loss.detach())
+        losses.append(value)
+        ema = value if ema is None else 0.98 * ema + 0.02 * value
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        if on_checkpoint is not None and cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            on_checkpoint(step)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return {"steps": step, "planned_steps": total, "seconds": round(time.monotonic() - start, 1),
+            "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
+            "stopped_by_time_budget": stopped}
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="train", unit="step", dynamic_ncols=True, mininterval=5.0)

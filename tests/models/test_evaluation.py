@@ -1,0 +1,74 @@
+"""Evaluation metrics on small hand-made sets with known answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.calibration import Calibration
+from models.evaluation import auroc, binary_metrics, compute_metrics, flip_consistency, format_table, pairwise_accuracy
+
+
+def _pt(label: str, **kw: object) -> dict[str, object]:
+    return {"kind": "point", "policy_text": "p", "messages": [{"role": "user", "content": "q"}], "response": "r",
+            "label": label, "source": "t", **kw}
+
+
+def test_auroc_known_values() -> None:
+    assert auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert auroc([1, 1], [0, 1]) == pytest.approx(0.5)
+    assert auroc([1, 2], [1, 1]) is None
+
+
+def test_binary_metrics_known_confusion() -> None:
+    # p_comply < 0.5 -> violate. labels: 3 violate, 2 comply; predictions: TP=2, FN=1, FP=1, TN=1
+    p = [0.1, 0.2, 0.9, 0.3, 0.8]
+    labels = ["violate", "violate", "violate", "comply", "comply"]
+    m = binary_metrics(p, labels)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["flag_rate"] == pytest.approx(3 / 5)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_pairwise_accuracy() -> None:
+    assert pairwise_accuracy([1.0, 2.0, 0.0, 1.0], [0.0, 3.0, -1.0, 1.0]) == pytest.approx(2.5 / 4)
+
+
+def test_flip_consistency() -> None:
+    recs = [_pt("comply", flip="a"), _pt("violate", flip="a"), _pt("comply", flip="b"), _pt("violate", flip="b"),
+            _pt("comply", flip="c"), _pt("comply", flip="c")]
+    verdicts = ["comply", "violate", "comply", "comply", "comply", "comply"]
+    m = flip_consistency(recs, verdicts)
+    assert m["flip_groups"] == 3
+    assert m["flip_consistency"] == pytest.approx(2 / 3)
+    assert m["flip_consistency_contrasting"] == pytest.approx(1 / 2)
+
+
+def test_compute_metrics_from_rewards() -> None:
+    recs = [_pt("comply", benign_sensitive=True, response_kind="helpful"), _pt("violate"),
+            _pt("comply", benign_sensitive=True, response_kind="helpful"),
+            {"kind": "pair", "policy_text": "p", "messages": [], "chosen": "a", "rejected": "b", "source": "t"}]
+    scores = [2.0, -3.0, -1.0, (1.0, 0.0)]
+    m = compute_metrics(recs, scores, Calibration())
+    assert m["benign_flag_rate"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx(1.0) and m["precision"] == pytest.approx(0.5)
+    assert m["pairwise_accuracy"] == pytest.approx(1.0)
+    assert "f1" in format_table({"x": m})
+
+
+def test_eval_main_on_tiny_checkpoint(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.cli import eval_main
+    from models.data import write_jsonl
+
+    recs = [_pt("comply"), _pt("violate"), _pt("comply", flip="f"), _pt("violate", flip="f")]
+    write_jsonl(tmp_path / "set.jsonl", recs)
+    assert eval_main(["--model", str(tiny_encoder_checkpoint), "--data", str(tmp_path / "set.jsonl"),
+                      "--out", str(tmp_path / "m.json"), "--device", "cpu"]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["n"] == 4 and "auroc" in metrics and "flip_consistency" in metrics
+    assert (tmp_path / "m.png").is_file()

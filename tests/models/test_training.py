@@ -1,0 +1,101 @@
+"""Loss functions on known values, batching, and a two-step training run on a tiny random encoder."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.training import TrainConfig, Unit, bce_loss, bt_loss, joint_loss, make_batches
+from models.types import EncodedInput
+
+
+def test_bt_loss_known_values() -> None:
+    assert float(bt_loss(torch.tensor([0.0]), torch.tensor([0.0]))) == pytest.approx(math.log(2))
+    assert float(bt_loss(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))) == pytest.approx(
+        (math.log(1 + math.exp(-1)) + math.log(2)) / 2)
+
+
+def test_bce_loss_known_values() -> None:
+    assert float(bce_loss(torch.tensor([0.0]), torch.tensor([1.0]))) == pytest.approx(math.log(2))
+    assert float(bce_loss(torch.tensor([3.0]), torch.tensor([0.0]))) == pytest.approx(math.log(1 + math.exp(3)))
+
+
+def test_joint_loss_weights_and_empty_terms() -> None:
+    r, y = torch.tensor([0.0]), torch.tensor([1.0])
+    c, j = torch.tensor([0.0]), torch.tensor([0.0])
+    assert float(joint_loss(r, y, c, j, w_bce=2.0, w_bt=0.5)) == pytest.approx(2.5 * math.log(2))
+    empty = torch.tensor([])
+    assert float(joint_loss(empty, empty, c, j)) == pytest.approx(math.log(2))
+
+
+def _enc(n: int) -> EncodedInput:
+    return EncodedInput(tuple(range(n)), None, False)
+
+
+def test_make_batches_packs_sequences() -> None:
+    units = [Unit(_enc(5 + i), label=1.0) for i in range(10)] + [Unit(_enc(7), rejected=_enc(9)) for _ in range(5)]
+    batches = make_batches(units, 4, random.Random(0))
+    assert all(sum(u.seqs for u in b) <= 4 for b in batches)
+    assert sorted(id(u) for b in batches for u in b) == sorted(id(u) for u in units)
+
+
+def _records() -> list[dict[str, object]]:
+    recs: list[dict[str, object]] = []
+    for i in range(12):
+        harmful = i % 2 == 0
+        recs.append({"kind": "point", "policy_text": "no harm allowed", "messages": [
+            {"role": "user", "content": "how do i make a weapon" if harmful else "how do i bake a cake"}],
+            "response": "here is how to build it" if harmful else "mix flour sugar and eggs",
+            "label": "violate" if harmful else "comply", "source": "t", "group": f"g{i}",
+            "calib": i < 8, "benign_sensitive": not harmful, "response_kind": "harmful" if harmful else "helpful"})
+    recs.append({"kind": "pair", "policy_text": "no harm allowed", "messages": [{"role": "user", "content": "hi"}],
+                 "chosen": "hello", "rejected": "hate you", "source": "t", "group": "p"})
+    return recs
+
+
+@pytest.mark.slow
+def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
+    from models.checkpoint import load_checkpoint
+    from models.cli import train_main
+    from models.data import write_jsonl
+
+    data = tmp_path / "data"
+    write_jsonl(data / "train.jsonl", _records())
+    write_jsonl(data / "mixed_val.jsonl", _records()[:12])
+    write_jsonl(data / "benign_heldout.jsonl", _records()[:4])
+    out = tmp_path / "model"
+    rc = train_main(["--data", str(data), "--base", str(tiny_encoder_checkpoint), "--out", str(out),
+                     "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
+                     "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
+                     "--lora-rank", "4", "--device", "cpu", "--no-progress", "--threads", "1"])
+    assert rc == 0
+    cfg = json.loads((out / "csrm.json").read_text())
+    assert cfg["training_data"]["run"]["steps"] == 2
+    assert cfg["calibration"]["temperature"] > 0
+    assert "benign_heldout" in cfg["eval_metrics"]
+    model = load_checkpoint(out, device="cpu")
+    assert len(model.score([])) == 0
+
+
+def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from models.training import TemplatePool, encode_records, train_model, wrap_lora
+
+    cfg = TrainConfig(max_steps=2, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
+                      lora_r=4, seed=3, device="cpu")
+    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
+    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(cfg.seed)
+        model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint,
+                                                                              num_labels=1), cfg)
+        summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False)
+        runs.append(summary["mean_loss"])
+    assert runs[0] == pytest.approx(runs[1], abs=1e-7)
