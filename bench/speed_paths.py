@@ -1,0 +1,325 @@
+"""CPU speed paths for the encoder, side by side: float32, bfloat16, int8 dynamic quantisation, ONNX Runtime.
+
+For each path: throughput (items/s) on batches of ``--batch`` items of exactly 128 and 384 tokens (best of
+``--reps`` timed passes after one warm pass), and agreement with float32 on a validation set of real texts
+(GPTFuzz responses with human labels from ``../shared/data``; synthetic texts when absent): Spearman of the
+rewards against float32, and, for a trained checkpoint with labels, the ECE of ``p_comply`` and its change.
+With the untrained head of a base-only checkpoint a random head reads a random, low-variance direction of the
+pooled embedding and its Spearman is mostly noise; the bench then replaces the head by a *probe head* along the
+first principal component of the float32 pooled embeddings of the validation set (the direction in which the
+texts differ most), in every path alike. That is still only a proxy for a trained head; the report says which
+head was measured (``head``).
+
+    python -m bench.speed_paths [--checkpoint DIR] [--out bench/results/speed_paths.json]
+
+ONNX Runtime is measured only (export with ``torch.onnx.export``, int8 with ``onnxruntime.quantization``);
+the service's switch is ``CSRM_QUANTIZE`` (``models.quantize``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bench.model import load_bench_model, resolve_checkpoint
+from bench.workloads import DEFAULT_DATA_DIR, Pair, bench_policy_text, synthetic_pairs, to_score_input
+
+if TYPE_CHECKING:
+    from models.scoring import CsrmModel
+    from models.types import EncodedInput
+
+__all__ = ["Scorer", "load_validation", "main", "spearman"]
+
+Scorer = Callable[[Sequence["EncodedInput"]], list[float]]
+"""Rewards of one padded batch, in order."""
+
+TORCH_PATHS = ("fp32", "bf16", "int8-dynamic")
+ORT_PATHS = ("ort-fp32", "ort-int8")
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation of two equally long sequences (ties broken by position)."""
+    ra = np.argsort(np.argsort(np.asarray(a)))
+    rb = np.argsort(np.argsort(np.asarray(b)))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def load_validation(data_dir: Path | None, count: int) -> tuple[list[Pair], list[int] | None, str]:
+    """``count`` labelled validation pairs (label 1 = complies) from GPTFuzz's evaluate split, else synthetic."""
+    folder = (data_dir or Path("/nonexistent")) / "gptfuzz"
+    if not (folder / "evaluate.csv").is_file():
+        return synthetic_pairs("bulk", count, seed=7), None, "synthetic"
+    with (folder / "question_list.csv").open(encoding="utf-8", newline="") as handle:
+        questions = {row["index"]: row["text"] for row in csv.DictReader(handle)}
+    pairs: list[Pair] = []
+    labels: list[int] = []
+    with (folder / "evaluate.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if len(pairs) < count and row["question"] in questions and row["Response"].strip():
+                pairs.append(Pair(questions[row["question"]], row["Response"].strip()))
+                labels.append(1 - int(row["label"]))  # GPTFuzz label 1 = jailbroken = violates
+    return pairs, labels, "gptfuzz/evaluate.csv"
+
+
+def _collate(batch: Sequence[EncodedInput], pad_id: int) -> dict[str, np.ndarray]:
+    width = max(item.tokens for item in batch)
+    ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(batch), width), dtype=np.int64)
+    types = np.zeros((len(batch), width), dtype=np.int64)
+    for row, item in enumerate(batch):
+        ids[row, : item.tokens] = item.input_ids
+        mask[row, : item.tokens] = 1
+        if item.token_type_ids is not None:
+            types[row, : item.tokens] = item.token_type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _torch_scorer(model: CsrmModel) -> Scorer:
+    return lambda batch: [score.reward for score in model.score_encoded(batch)]
+
+
+def _export_onnx(model: CsrmModel, out: Path) -> None:
+    import torch  # noqa: PLC0415
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = {k: torch.from_numpy(v) for k, v in _collate([model.encode(_sample_input())] * 2, 0).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shapes; the graph is checked against fp32 below
+        _torch_onnx_export(model, out, sample, names)
+
+
+def _torch_onnx_export(model: CsrmModel, out: Path, sample: dict[str, Any], names: list[str]) -> None:
+    import torch  # noqa: PLC0415
+
+    torch.onnx.export(
+        model.torch_model,
+        (),
+        str(out),
+        kwargs=sample,
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _sample_input() -> Any:
+    return to_score_input(Pair("Hello there, how are you?", "Fine, thanks. How can I help?"), "Be safe.")
+
+
+def _ort_scorers(model: CsrmModel, workdir: Path, threads: int) -> dict[str, Scorer]:
+    import onnxruntime as ort  # noqa: PLC0415
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
+
+    fp32_path, int8_path = workdir / "model.onnx", workdir / "model-int8.onnx"
+    _export_onnx(model, fp32_path)
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    scorers: dict[str, Scorer] = {}
+    for name, path in (("ort-fp32", fp32_path), ("ort-int8", int8_path)):
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        scorers[name] = _ort_scorer(session, model.pad_token_id)
+    return scorers
+
+
+def _ort_scorer(session: Any, pad_id: int) -> Scorer:
+    wanted = {i.name for i in session.get_inputs()}
+
+    def score(batch: Sequence[EncodedInput]) -> list[float]:
+        feed = {k: v for k, v in _collate(batch, pad_id).items() if k in wanted}
+        return [float(x) for x in session.run(None, feed)[0].reshape(len(batch), -1)[:, 0]]
+
+    return score
+
+
+def _fixed_batch(batch: int, tokens: int, seed: int) -> list[EncodedInput]:
+    from models.types import EncodedInput  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    return [
+        EncodedInput(tuple(int(t) for t in rng.integers(1000, 20000, tokens)), (0,) * tokens, truncated=False)
+        for _ in range(batch)
+    ]
+
+
+def _throughput(score: Scorer, batch: list[EncodedInput], reps: int) -> float:
+    score(batch)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        score(batch)
+        best = min(best, time.perf_counter() - start)
+    return len(batch) / best
+
+
+def _rewards(score: Scorer, encoded: list[EncodedInput], batch: int) -> list[float]:
+    order = sorted(range(len(encoded)), key=lambda i: encoded[i].tokens)
+    out = [0.0] * len(encoded)
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        for index, reward in zip(chunk, score([encoded[i] for i in chunk]), strict=True):
+            out[index] = reward
+    return out
+
+
+def _ece(model: CsrmModel, rewards: list[float], labels: list[int]) -> float:
+    from models.calibration import expected_calibration_error  # noqa: PLC0415
+
+    return float(expected_calibration_error([model.calibration.p_comply(r) for r in rewards], labels))
+
+
+def _probe_head(model: CsrmModel, encoded: Sequence[EncodedInput], batch: int) -> tuple[np.ndarray, float]:
+    """Weight and bias of a head along the first principal component of the float32 pooled embeddings."""
+    import torch  # noqa: PLC0415
+
+    pooled = []
+    with torch.inference_mode():
+        for start in range(0, len(encoded), batch):
+            inputs = {k: torch.from_numpy(v) for k, v in _collate(encoded[start : start + batch], 0).items()}
+            pooled.append(model.torch_model.base_model(**inputs).pooler_output.float().numpy())
+    matrix = np.concatenate(pooled)
+    centre = matrix.mean(axis=0)
+    _, _, vt = np.linalg.svd(matrix - centre, full_matrices=False)
+    scale = float(np.std((matrix - centre) @ vt[0])) or 1.0
+    return vt[0] / scale, float(-(centre @ vt[0]) / scale)
+
+
+def _set_head(model: CsrmModel, weight: np.ndarray, bias: float) -> CsrmModel:
+    import torch  # noqa: PLC0415
+
+    head = model.torch_model.classifier
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight).reshape(head.weight.shape).to(head.weight.dtype))
+        head.bias.fill_(bias)
+    return model
+
+
+def _build_scorers(
+    checkpoint: Path, args: argparse.Namespace, workdir: Path, encoded: Callable[[CsrmModel], list[EncodedInput]]
+) -> tuple[CsrmModel, dict[str, Scorer], list[EncodedInput], str]:
+    from models.checkpoint import load_checkpoint  # noqa: PLC0415
+
+    fp32 = load_bench_model(checkpoint, threads=args.threads)
+    items = encoded(fp32)
+    models = {
+        "fp32": fp32,
+        "bf16": load_checkpoint(checkpoint, device="cpu", dtype="bfloat16"),
+        "int8-dynamic": load_bench_model(checkpoint, quantize="int8-dynamic"),
+    }
+    head = "trained"
+    if not fp32.config.eval_metrics and hasattr(fp32.torch_model, "classifier"):
+        weight, bias = _probe_head(fp32, items, args.batch)
+        for model in models.values():
+            _set_head(model, weight, bias)
+        head = "probe (PC1 of float32 pooled embeddings; untrained checkpoint)"
+    scorers: dict[str, Scorer] = {name: _torch_scorer(model) for name, model in models.items()}
+    if not args.no_onnx:
+        scorers.update(_ort_scorers(fp32, workdir, args.threads or 2))
+    return fp32, scorers, items, head
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every path; return the report (also written to ``args.out``)."""
+    import torch  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="csrm-speed-") as scratch:
+        checkpoint = resolve_checkpoint(args.checkpoint, Path(scratch))
+        pairs, labels, source = load_validation(None if args.synthetic else DEFAULT_DATA_DIR, args.validation)
+        policy = bench_policy_text()
+        fp32, scorers, encoded, head = _build_scorers(
+            checkpoint, args, Path(scratch), lambda m: [m.encode(to_score_input(pair, policy)) for pair in pairs]
+        )
+        paths: dict[str, dict[str, Any]] = {}
+        reference: list[float] = []
+        for name, score in scorers.items():
+            entry: dict[str, Any] = {}
+            for tokens in args.tokens:
+                rate = _throughput(score, _fixed_batch(args.batch, tokens, seed=tokens), args.reps)
+                entry[f"items_per_s_{tokens}"] = round(rate, 2)
+            rewards = _rewards(score, encoded, args.batch)
+            reference = reference or rewards
+            entry["spearman_vs_fp32"] = round(spearman(reference, rewards), 5)
+            entry["max_abs_reward_diff"] = round(max(abs(a - b) for a, b in zip(reference, rewards, strict=True)), 5)
+            if labels is not None and args.ece and head == "trained":
+                entry["ece"] = round(_ece(fp32, rewards, labels), 5)
+            paths[name] = entry
+            print(name, json.dumps(entry), flush=True)
+        _add_speedups(paths, args.tokens)
+        return {
+            "checkpoint": str(checkpoint),
+            "model_id": fp32.model_id,
+            "head": head,
+            "validation": {"source": source, "items": len(pairs), "mean_tokens": _mean_tokens(encoded)},
+            "batch": args.batch,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": _cpu_model(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "paths": paths,
+        }
+
+
+def _add_speedups(paths: dict[str, dict[str, Any]], lengths: Sequence[int]) -> None:
+    for entry in paths.values():
+        for tokens in lengths:
+            base = paths["fp32"][f"items_per_s_{tokens}"]
+            entry[f"speedup_{tokens}"] = round(entry[f"items_per_s_{tokens}"] / base, 2) if base else 0.0
+        if "ece" in entry and "ece" in paths["fp32"]:
+            entry["ece_change"] = round(entry["ece"] - paths["fp32"]["ece"], 5)
+
+
+def _mean_tokens(encoded: Sequence[EncodedInput]) -> float:
+    return round(sum(e.tokens for e in encoded) / max(len(encoded), 1), 1)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.speed_paths", description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", help="checkpoint dir (default: models/default, else the MiniLM base)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/speed_paths.json"))
+    parser.add_argument("--tokens", type=int, nargs="+", default=[128, 384], help="sequence lengths to time")
+    parser.add_argument("--batch", type=int, default=32, help="items per batch")
+    parser.add_argument("--reps", type=int, default=3, help="timed passes per measurement (best is kept)")
+    parser.add_argument("--validation", type=int, default=256, help="validation items")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
+    parser.add_argument("--no-ece", dest="ece", action="store_false", help="skip ECE (untrained heads)")
+    parser.add_argument("--synthetic", action="store_true", help="synthetic validation texts only")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench.speed_paths``."""
+    args = _parser().parse_args(argv)
+    report = run(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
