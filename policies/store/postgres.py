@@ -1,6 +1,6 @@
 """`PostgresPolicyStore`: the policy store shared by several replicas, on PostgreSQL (psycopg 3, async).
 
-This is the only module that imports psycopg. `open_store("postgresql://...")` builds it.
+`open_store("postgresql://...")` builds it.
 
 Tables (in one schema, `csrm` by default; a `schema=NAME` query parameter in the URL picks another):
 
@@ -12,8 +12,8 @@ Tables (in one schema, `csrm` by default; a `schema=NAME` query parameter in the
     idempotency_keys (policy_id, key) PK -> version
     store_state      one row: change_seq, bumped by every mutation (the `version_token`)
 
-Migrations run at the first use of the store, in one transaction under `pg_advisory_xact_lock`, so replicas that
-start together apply each migration exactly once.
+Migrations (`postgres_schema.migrate`) run at the first use of the store, in one transaction under
+`pg_advisory_xact_lock`, so replicas that start together apply each migration exactly once.
 
 Each mutation is one transaction: lock the policy row (`SELECT ... FOR UPDATE`), read its state into a
 `PolicyRecord`, apply the same check-then-apply method the in-memory store uses, write the difference and the audit
@@ -21,12 +21,11 @@ rows, bump `store_state.change_seq` and `pg_notify(channel, policy_id)`. The not
 Concurrent publishes from several replicas therefore get distinct consecutive versions (the row lock; the primary
 key would refuse a duplicate anyway) and exactly one audit row each.
 
-Change propagation: a listener task holds its own connection with `LISTEN <channel>` and calls every callback
-registered with `subscribe` with the policy id of each notification. Every `poll_interval` seconds it also reads
-`change_seq` on that connection: this checks the connection is alive and, if the counter moved while no notification
-arrived, calls the callbacks with `None` (invalidate everything). When the connection is lost it reconnects with
-exponential backoff and, once back, calls the callbacks with `None` so caches catch up on what they missed.
-The channel is `csrm_policy_changes` for the default schema and `csrm_policy_changes__<schema>` otherwise.
+Change propagation: `postgres_listen.ChangeListener` (its own connection, `LISTEN`, a polled fallback, reconnects)
+calls the callbacks registered with `subscribe`. The channel is `csrm_policy_changes` for the default schema and
+`csrm_policy_changes__<schema>` otherwise.
+
+This module and its two siblings (`postgres_schema`, `postgres_listen`) are the only ones that use psycopg.
 
 Outage: every driver, pool and network error surfaces as `StoreUnavailable` (raised `from` the original). The pool
 reconnects by itself; `ping()` answers within `ping_timeout` seconds.
@@ -36,11 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -53,7 +50,8 @@ from policies.errors import StoreUnavailable
 from policies.schema import PolicyDocument
 from policies.store.base import AuditEntry, PolicyHead
 from policies.store.memory import PolicyRecord
-from policies.store.postgres_schema import MIGRATIONS
+from policies.store.postgres_listen import ChangeCallback, ChangeListener, read_change_seq
+from policies.store.postgres_schema import migrate
 
 if TYPE_CHECKING:
     from psycopg.rows import TupleRow
@@ -68,11 +66,6 @@ _DRIVER_ERRORS = (psycopg.Error, OSError, TimeoutError)
 # A pooled connection slot retries in the background with backoff (1 s, 2 s, ...) for this long, then frees the
 # slot so that the next request connects at once: after an outage, requests recover within about this delay.
 _RECONNECT_GIVE_UP = 2.0
-# The listener retries at most this far apart, so caches catch up within about this delay after an outage.
-_LISTEN_BACKOFF_MAX = 2.0
-
-ChangeCallback = Callable[[str | None], Awaitable[None] | None]
-"""Called with a policy id after a change to it, or with None when anything may have changed."""
 
 AConn = psycopg.AsyncConnection["TupleRow"]
 
@@ -147,11 +140,16 @@ class PostgresPolicyStore:
         self._migrated = False
         self._closed = False
         self._open_lock = asyncio.Lock()
-        self._listener: asyncio.Task[None] | None = None
-        self._callbacks: list[ChangeCallback] = []
-        self._known_seq: int | None = None
-        self.listening = False
-        """True while the listener's connection is up and LISTENing (for diagnostics and tests)."""
+        self._known_seq: int | None = None  # highest change counter seen (reads, own commits, the listener)
+        self._listener = ChangeListener(
+            self._connect, self.channel, name=self.schema, on_seq=self._saw,
+            timeout=timeout, ping_timeout=ping_timeout, poll_interval=poll_interval,
+        )  # fmt: skip
+
+    @property
+    def listening(self) -> bool:
+        """True while the change listener's connection is up and LISTENing (for diagnostics and tests)."""
+        return self._listener.listening
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -166,11 +164,7 @@ class PostgresPolicyStore:
     async def close(self) -> None:
         """Stop the listener and close every connection. Idempotent; later calls raise `StoreUnavailable`."""
         self._closed = True
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._listener.stop()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -182,8 +176,11 @@ class PostgresPolicyStore:
         reconnection, or when the poll sees a change no notification announced). It may be sync or async; its
         errors are logged and ignored.
         """
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+        return self._listener.subscribe(callback)
+
+    async def _connect(self) -> AConn:
+        """A new connection outside the pool (the listener's)."""
+        return await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
 
     async def _ready(self) -> AsyncConnectionPool[AConn]:
         if self._closed:
@@ -191,6 +188,8 @@ class PostgresPolicyStore:
         if self._pool is not None and self._migrated:
             return self._pool
         async with self._open_lock:
+            if self._closed:
+                raise StoreUnavailable("the PostgreSQL policy store is closed")
             if self._pool is None:
                 pool: AsyncConnectionPool[AConn] = AsyncConnectionPool(
                     self._conninfo,
@@ -213,30 +212,13 @@ class PostgresPolicyStore:
                     await pool.close()
                     raise
                 self._migrated = True
-                self._listener = asyncio.create_task(self._listen_forever(), name=f"csrm-listen-{self.schema}")
+                self._listener.start(baseline=self._known_seq or 0)
         return self._pool
 
     async def _migrate(self, pool: AsyncConnectionPool[AConn]) -> None:
         try:
-            async with asyncio.timeout(max(self._timeout, 10.0)), pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"csrm-migrate:{self.schema}",))
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                await conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.schema}.schema_version (version integer PRIMARY KEY, "
-                    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-                cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {self.schema}.schema_version")
-                current = _scalar(await cur.fetchone())
-                for number, description, statements in MIGRATIONS:
-                    if number <= current:
-                        continue
-                    for statement in statements:
-                        await conn.execute(statement.format(schema=self.schema))
-                    await conn.execute(
-                        f"INSERT INTO {self.schema}.schema_version (version, description) VALUES (%s, %s)",
-                        (number, description),
-                    )
-                    logger.info("policy store %s: applied migration %d (%s)", self.schema, number, description)
+            async with asyncio.timeout(max(self._timeout, 10.0)), pool.connection() as conn:
+                self._saw(await migrate(conn, self.schema))
         except _DRIVER_ERRORS as exc:
             raise self._unavailable("cannot migrate the schema", exc) from exc
 
@@ -256,18 +238,27 @@ class PostgresPolicyStore:
 
     @contextlib.asynccontextmanager
     async def _locked(self, policy_id: str, what: str, *, create: bool = False) -> AsyncIterator[_Mutation]:
-        """One mutation transaction holding the policy's row lock; commits on exit, rolls back on error."""
-        async with self._connection(what) as conn, conn.transaction():
-            if create:
-                await conn.execute(
-                    "INSERT INTO policies (policy_id, latest_version) VALUES (%s, 0) ON CONFLICT DO NOTHING",
-                    (policy_id,),
-                )
-            mutation = _Mutation(conn, await _load_record(conn, policy_id))
-            yield mutation
-            if mutation.changed:
-                await conn.execute("UPDATE store_state SET change_seq = change_seq + 1")
-                await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, policy_id))
+        """One mutation transaction holding the policy's row lock; commits on exit, rolls back on error.
+
+        If the body wrote something (`_Mutation.write`), the change counter is bumped last (its row lock is held
+        only until the commit) and the notification queued, to be delivered on commit.
+        """
+        seq = None
+        async with self._connection(what) as conn:
+            async with conn.transaction():
+                if create:
+                    await conn.execute(
+                        "INSERT INTO policies (policy_id, latest_version) VALUES (%s, 0) ON CONFLICT DO NOTHING",
+                        (policy_id,),
+                    )
+                mutation = _Mutation(conn, await _load_record(conn, policy_id))
+                yield mutation
+                if mutation.changed:
+                    cur = await conn.execute("UPDATE store_state SET change_seq = change_seq + 1 RETURNING change_seq")
+                    seq = _scalar(await cur.fetchone())
+                    await conn.execute("SELECT pg_notify(%s, %s)", (self.channel, policy_id))
+        if seq is not None:
+            self._saw(seq)
 
     # -- reads -----------------------------------------------------------------------------------------------
 
@@ -320,19 +311,20 @@ class PostgresPolicyStore:
     async def version_token(self) -> str:
         """See `PolicyStore.version_token`: the store-wide change counter `store_state.change_seq`.
 
-        Read from the database (one row, within `ping_timeout`) while the listener is connected; while it is not
-        (an outage), or when the read fails, the last value seen is returned at once, so callers polling this on
-        their hot path keep serving their caches instead of waiting on a dead database. The listener updates the
-        value when it reconnects, so the token moves once the database is back if anything changed meanwhile.
+        Read from the database (one row, within `ping_timeout`), except after the listener has lost its
+        connection and until it is back (an outage): then, and when the read fails, the last value seen is
+        returned at once, so callers polling this on their hot path keep serving their caches instead of waiting
+        on a dead database. The listener reads the counter when it reconnects, so the token moves once the
+        database is back if anything changed meanwhile.
 
         Raises:
             StoreUnavailable: the database has not been reached since the store was opened.
         """
-        if self._known_seq is not None and not self.listening:
+        if self._known_seq is not None and self._listener.lost:
             return str(self._known_seq)
         try:
             async with self._connection("cannot read the change counter", timeout=self._ping_timeout) as conn:
-                self._saw(await _change_seq(conn))
+                self._saw(await read_change_seq(conn))
         except StoreUnavailable:
             if self._known_seq is None:
                 raise
@@ -414,66 +406,12 @@ class PostgresPolicyStore:
             m.record.set_archived(version, archived, audit)
             await m.write()
 
-    # -- change propagation ----------------------------------------------------------------------------------
-
-    async def _listen_forever(self) -> None:
-        delay = 0.5
-        first = True
-        while not self._closed:
-            try:
-                await self._listen_once(announce_reconnect=not first)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure means: reconnect
-                if self.listening or first:
-                    logger.warning("policy store %s: change listener lost: %s", self.schema, exc)
-                self.listening = False
-                first = False
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, _LISTEN_BACKOFF_MAX)
-            else:
-                delay = 0.5
-
-    async def _listen_once(self, *, announce_reconnect: bool) -> None:
-        """Connect, LISTEN, then dispatch notifications and poll until the connection fails."""
-        async with asyncio.timeout(self._timeout + self._kwargs["connect_timeout"]):
-            conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await conn.execute(f"LISTEN {self.channel}")
-                seen = self._saw(await _change_seq(conn))
-            self.listening = True
-            if announce_reconnect:
-                logger.info("policy store %s: change listener reconnected; invalidating caches", self.schema)
-                await self._dispatch(None)
-            while True:
-                notified = False
-                async for notify in conn.notifies(timeout=self._poll_interval):
-                    notified = True
-                    await self._dispatch(notify.payload or None)
-                async with asyncio.timeout(self._ping_timeout + 1.0):
-                    current = self._saw(await _change_seq(conn))
-                if current != seen and not notified:
-                    await self._dispatch(None)
-                seen = current
-        finally:
-            self.listening = False
-            with contextlib.suppress(Exception):
-                await conn.close()
+    # -- change counter ------------------------------------------------------------------------------------
 
     def _saw(self, seq: int) -> int:
         """Remember the highest change counter read (reads may finish out of order); return `seq`."""
         self._known_seq = seq if self._known_seq is None else max(self._known_seq, seq)
         return seq
-
-    async def _dispatch(self, policy_id: str | None) -> None:
-        for callback in list(self._callbacks):
-            try:
-                result = callback(policy_id)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                logger.exception("policy store %s: change callback %r failed", self.schema, callback)
 
 
 class _Mutation:
@@ -533,11 +471,6 @@ async def _idempotent_version(conn: AConn, policy_id: str, key: str) -> PolicyDo
     )
     row = await cur.fetchone()
     return None if row is None else PolicyDocument.model_validate(row[0])
-
-
-async def _change_seq(conn: AConn) -> int:
-    cur = await conn.execute("SELECT change_seq FROM store_state")
-    return _scalar(await cur.fetchone())
 
 
 def _scalar(row: TupleRow | None) -> int:

@@ -1,13 +1,22 @@
-"""The PostgreSQL store's schema, as ordered migrations (plain SQL; `PostgresPolicyStore` applies them).
+"""The PostgreSQL store's schema, as ordered migrations, and `migrate()`, which applies them.
 
-Each migration is `(number, description, statements)`. Statements name tables as `{schema}.table`; the store
-substitutes its schema (a validated lowercase identifier) before running them. Numbers only grow: a released
-migration is never edited, a change is a new migration appended at the end.
+Each migration is `(number, description, statements)`. Statements name tables as `{schema}.table`; `migrate`
+substitutes the store's schema (a validated lowercase identifier) before running them. Numbers only grow: a
+released migration is never edited, a change is a new migration appended at the end.
 """
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+logger = logging.getLogger(__name__)
 
 _INITIAL = (
     """
@@ -97,3 +106,43 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "policies, versions, aliases, audit, idempotency keys, change counter", _INITIAL),
     (2, "audit log is append-only", _AUDIT_APPEND_ONLY),
 )
+
+
+async def migrate(conn: psycopg.AsyncConnection[TupleRow], schema: str) -> int:
+    """Create `schema` and apply the pending migrations in one transaction; return the store's change counter.
+
+    Idempotent and safe to run from several processes at once: the transaction holds a transaction-level advisory
+    lock keyed on the schema, so concurrent callers wait and then find nothing left to do. `CREATE SCHEMA` is
+    skipped when the schema exists (it needs the CREATE privilege on the database).
+
+    Args:
+        conn: An autocommit connection (the transaction is opened here).
+        schema: A validated lowercase identifier.
+
+    Raises:
+        psycopg.Error: the database refused or failed; nothing was applied.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"csrm-migrate:{schema}",))
+        cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if await cur.fetchone() is None:
+            await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer PRIMARY KEY, "
+            "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur = await conn.execute(f"SELECT coalesce(max(version), 0) FROM {schema}.schema_version")
+        row = await cur.fetchone()
+        current = int(row[0]) if row is not None else 0
+        for number, description, statements in MIGRATIONS:
+            if number <= current:
+                continue
+            for statement in statements:
+                await conn.execute(statement.format(schema=schema))
+            await conn.execute(
+                f"INSERT INTO {schema}.schema_version (version, description) VALUES (%s, %s)", (number, description)
+            )
+            logger.info("policy store %s: applied migration %d (%s)", schema, number, description)
+        cur = await conn.execute(f"SELECT change_seq FROM {schema}.store_state")
+        row = await cur.fetchone()
+        return int(row[0]) if row is not None else 0

@@ -17,7 +17,7 @@ import pytest
 from policies.errors import StoreUnavailable
 from policies.registry import PolicyRegistry
 from policies.schema import PolicyDocument, PolicyDraft
-from policies.store.base import AuditEntry, open_store
+from policies.store.base import AuditEntry, PolicyStore, open_store
 from policies.store.postgres import PostgresPolicyStore, split_schema
 from tests.pgtools import FAST, require_postgres, store_url, temporary_schema
 from tests.policies.helpers import AT, doc, entry
@@ -110,7 +110,7 @@ class TestUrlAndSchema:
 
     async def test_open_store_builds_it_without_connecting(self) -> None:
         store = open_store("postgresql://nobody@127.0.0.1:1/none?schema=lazy")
-        assert isinstance(store, PostgresPolicyStore)
+        assert isinstance(store, PostgresPolicyStore) and isinstance(store, PolicyStore)
         assert store.schema == "lazy" and store.channel == "csrm_policy_changes__lazy"
         await store.close()
 
@@ -183,12 +183,23 @@ class TestChangePropagation:
             seen.append(policy_id)
 
         unsubscribe = store.subscribe(callback)
+        await store.open()
+        await eventually(lambda: store.listening, what="listener up")
         await store.add_version(doc(), entry())
         await eventually(lambda: seen == ["demo"], what="async callback")
         unsubscribe()
         await store.add_version(doc(), entry())
         await asyncio.sleep(0.3)
         assert seen == ["demo"]
+
+    async def test_change_before_the_listener_is_up_is_announced(self, stores: Stores) -> None:
+        store, other = stores(), stores()
+        seen: list[str | None] = []
+        store.subscribe(seen.append)
+        await store.open()
+        await other.add_version(doc(), entry())  # may commit before the listener's LISTEN
+        await eventually(lambda: bool(seen), what="announcement")  # "demo", or None if it beat the LISTEN
+        assert set(seen) <= {"demo", None}
 
     async def test_poll_catches_a_change_without_notification(self, stores: Stores, server: str,
                                                                schema: str) -> None:
