@@ -57,6 +57,7 @@ VOLUME ["/var/lib/csrm"]
 EXPOSE 8000
 # Liveness only: /healthz never waits on the model, the queue or the database (readiness is /readyz).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CSRM_PORT', '8000'), timeout=2)" || exit 1
+    CMD python -c "import os, urllib.request as r; \
+r.urlopen('http://127.0.0.1:%s/healthz' % os.getenv('CSRM_PORT', '8000'), timeout=2)" || exit 1
 ENTRYPOINT ["csrm"]
 CMD ["serve", "--host", "0.0.0.0"]
