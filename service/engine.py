@@ -8,7 +8,7 @@ tokenizer pool) and `score` (one forward pass over a batch; called from the sing
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from models.types import EncodedInput, ItemScore, Message, ScoreInput
 
@@ -47,6 +47,29 @@ class Engine(Protocol):
     @property
     def device(self) -> str:
         """Where the model runs, e.g. ``"cpu"`` or ``"cuda:0"``."""
+        ...
+
+    @property
+    def dtype(self) -> str:
+        """The compute dtype, e.g. ``"float32"`` or ``"bfloat16"``."""
+        ...
+
+    @property
+    def default_threshold(self) -> float:
+        """The checkpoint's verdict threshold on `p_comply`, used for inline policy text."""
+        ...
+
+    @property
+    def policy_token_budget(self) -> int:
+        """Most tokens a rendered policy may take; longer policies are refused at publish time."""
+        ...
+
+    def policy_tokens(self, policy_text: str) -> int:
+        """Tokens the policy text takes under the input template. Thread-safe and CPU-only."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The checkpoint's configuration (its ``csrm.json``) as JSON-ready data, for ``GET /v1/model``."""
         ...
 
     def encode(self, item: ScoreInput) -> EncodedInput:
@@ -89,6 +112,24 @@ class TorchEngine(Engine):
     @property
     def device(self) -> str:
         return str(self._model.device)
+
+    @property
+    def dtype(self) -> str:
+        return str(self._model.dtype)
+
+    @property
+    def default_threshold(self) -> float:
+        return float(self._model.config.default_threshold)
+
+    @property
+    def policy_token_budget(self) -> int:
+        return int(self._model.policy_token_budget)
+
+    def policy_tokens(self, policy_text: str) -> int:
+        return int(self._model.policy_tokens(policy_text))
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._model.config.model_dump(mode="json"))
 
     def encode(self, item: ScoreInput) -> EncodedInput:
         return self._model.encode(item)

@@ -3,7 +3,7 @@
 `build_validator` returns a `policies.registry.Validator` hook; the registry runs it on the built document and its
 rendering before anything is written, so a refused version leaves no trace (no version, no audit entry).
 
-- **Token budget** (always, when the engine can count): the rendered policy must fit the model's
+- **Token budget** (always): the rendered policy must fit the loaded engine's
   `policy_token_budget`, because truncation never cuts a policy. Refused with `InvalidPolicy` (422
   `INVALID_POLICY`) whose message and `details` carry both numbers.
 - **Golden examples** (`?validate=examples`): every category example is scored under the rendered policy through
@@ -12,15 +12,12 @@ rendering before anything is written, so a refused version leaves no trace (no v
 
 `details` of both refusals is a list in the shape of schema errors (`loc`, `msg`, `type`, plus extra keys), so a
 client reads every `INVALID_POLICY` the same way.
-
-Engines expose token counting optionally: an engine (or its `.model`, as `TorchEngine` has) that satisfies
-`PolicyTokenCounter` is checked; one that does not (e.g. the test `FakeEngine`) skips the budget check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -35,29 +32,7 @@ if TYPE_CHECKING:
     from service.batcher import DynamicBatcher
     from service.engine import Engine
 
-__all__ = ["PolicyTokenCounter", "ValidationReport", "build_validator", "token_counter"]
-
-
-@runtime_checkable
-class PolicyTokenCounter(Protocol):
-    """What the budget check needs from a model (`models.scoring.CsrmModel` has it)."""
-
-    @property
-    def policy_token_budget(self) -> int:
-        """Most tokens a policy text may take."""
-        ...
-
-    def policy_tokens(self, policy_text: str) -> int:
-        """Tokens the policy text takes (thread-safe, CPU)."""
-        ...
-
-
-def token_counter(engine: Engine) -> PolicyTokenCounter | None:
-    """The engine itself, or its `.model`, when it can count policy tokens; None otherwise."""
-    for candidate in (engine, getattr(engine, "model", None)):
-        if isinstance(candidate, PolicyTokenCounter):
-            return candidate
-    return None
+__all__ = ["ValidationReport", "build_validator"]
 
 
 @dataclass(slots=True)
@@ -96,18 +71,16 @@ def build_validator(
 
     async def validate(doc: PolicyDocument, rendered: RenderedPolicy) -> None:
         report.built = doc
-        counter = token_counter(engine)
-        if counter is not None:
-            await _check_budget(counter, rendered.text, report)
+        await _check_budget(engine, rendered.text, report)
         if examples:
             await _check_examples(batcher, doc, rendered.text, report)
 
     return validate
 
 
-async def _check_budget(counter: PolicyTokenCounter, text: str, report: ValidationReport) -> None:
-    tokens = await anyio.to_thread.run_sync(counter.policy_tokens, text)
-    budget = counter.policy_token_budget
+async def _check_budget(engine: Engine, text: str, report: ValidationReport) -> None:
+    tokens = await anyio.to_thread.run_sync(engine.policy_tokens, text)
+    budget = engine.policy_token_budget
     report.policy_tokens, report.policy_token_budget = tokens, budget
     if tokens > budget:
         message = (f"the rendered policy has {tokens} tokens, over the loaded model's policy token budget of "

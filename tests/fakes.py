@@ -1,6 +1,6 @@
 """Test doubles that implement the real interfaces.
 
-`FakeEngine(Engine)` is deterministic and model-free: one token per whitespace-separated word, a reward derived
+`FakeEngine(Engine)` is deterministic and model-free: one token per whitespace-separated word (policy tokens too), a reward derived
 from a hash of the token ids (or from a function you pass). It records every batch it was asked to score and can
 raise on, return a short result for, or block on, chosen calls, so tests can fill the queue deterministically.
 """
@@ -12,6 +12,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from models.errors import InvalidInput
 from models.types import EncodedInput, ItemScore, ScoreInput
@@ -63,6 +64,7 @@ class FakeEngine(Engine):
         gate: threading.Event | None = None,
         model_id: str = "fake-model",
         checksum: str = "sha256:fake",
+        policy_token_budget: int = 10_000,
     ) -> None:
         self._reward_fn = reward_fn
         self._fail_on_calls = frozenset(fail_on_calls)
@@ -70,6 +72,7 @@ class FakeEngine(Engine):
         self._gate = gate
         self._model_id = model_id
         self._checksum = checksum
+        self._policy_token_budget = policy_token_budget
         self._lock = threading.Lock()
         self.batches: list[list[EncodedInput]] = []
         self.entered = threading.Event()
@@ -85,6 +88,24 @@ class FakeEngine(Engine):
     @property
     def device(self) -> str:
         return "cpu"
+
+    @property
+    def dtype(self) -> str:
+        return "float32"
+
+    @property
+    def default_threshold(self) -> float:
+        return 0.5
+
+    @property
+    def policy_token_budget(self) -> int:
+        return self._policy_token_budget
+
+    def policy_tokens(self, policy_text: str) -> int:
+        return len(policy_text.split())
+
+    def describe(self) -> dict[str, Any]:
+        return {"format": "fake", "model_id": self._model_id}
 
     @property
     def seen(self) -> list[EncodedInput]:

@@ -7,7 +7,6 @@ engine is busy or blocked; `/readyz` reads flags the lifespan sets and pings the
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -32,13 +31,6 @@ async def _store_ok(request: Request) -> tuple[bool, str | None]:
     except Exception as exc:  # any failure means "not ready"; the reason goes to the body
         return False, f"policy store unreachable: {exc}"
     return True, None
-
-
-def _model_config(engine: object) -> dict[str, Any]:
-    """The checkpoint's csrm.json (a pydantic `CsrmConfig`) when the engine wraps a real model, else {}."""
-    config = getattr(getattr(engine, "model", None), "config", None)
-    dump = getattr(config, "model_dump", None)
-    return dict(dump(mode="json")) if callable(dump) else {}
 
 
 def build_health_router() -> APIRouter:
@@ -88,13 +80,12 @@ def build_health_router() -> APIRouter:
     async def model_info(request: Request) -> ModelInfoResponse:
         """Id, checksum, device, dtype and checkpoint configuration (csrm.json) of the loaded model."""
         engine = get_engine(request)
-        model = getattr(engine, "model", None)
         return ModelInfoResponse(
             id=engine.model_id,
             checksum=engine.checksum,
             device=engine.device,
-            dtype=str(getattr(model, "dtype", getattr(engine, "dtype", "unknown"))),
-            config=_model_config(engine),
+            dtype=engine.dtype,
+            config=engine.describe(),
         )
 
     return router

@@ -85,7 +85,7 @@ async def _resolve_policy(
 ) -> _Policy:  # fmt: skip
     if text is not None:
         checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        return _Policy(PolicyInfo(checksum=checksum, threshold=_model_threshold(engine)), text)
+        return _Policy(PolicyInfo(checksum=checksum, threshold=engine.default_threshold), text)
     resolved = await registry.resolve(ref or settings.default_policy, request_id)
     info = PolicyInfo(
         id=resolved.id,
@@ -95,13 +95,6 @@ async def _resolve_policy(
         threshold=resolved.threshold,
     )
     return _Policy(info, resolved.text)
-
-
-def _model_threshold(engine: Engine) -> float:
-    """The checkpoint's default threshold (for inline policy text), 0.5 when the engine does not say."""
-    config = getattr(getattr(engine, "model", None), "config", None)
-    threshold = getattr(config, "default_threshold", None)
-    return float(threshold) if isinstance(threshold, int | float) else 0.5
 
 
 def _to_input(policy_text: str, item: Any) -> ScoreInput:
