@@ -69,7 +69,7 @@ def default_config(
 ) -> BenchConfig:  # fmt: skip
     """The full run (about 8 minutes on 2 cores) or the quick one (the smoke test's)."""
     if quick:
-        scenarios = (Scenario(HEADLINE, "chat", clients=min(clients, 4), max_requests=24, max_seconds=seconds),)
+        scenarios = (Scenario(HEADLINE, "chat", clients=min(clients, 4), max_requests=16, max_seconds=seconds),)
         distinct, batch_sizes = {"chat": 16}, (2, 4)
     else:
         scenarios = (
