@@ -59,6 +59,7 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "error_body",
+    "field_errors",
     "install_error_handlers",
     "lookup_status",
 ]
@@ -246,20 +247,37 @@ async def _handle_known(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500 and code not in (ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_READY, ErrorCode.STORE_UNAVAILABLE):
         logger.error("%s on %s %s: %s", code.value, request.method, request.url.path, exc, exc_info=exc)
     details = getattr(exc, "details", None)
+    if _is_pydantic_error_list(details):
+        details = field_errors(details)
     if isinstance(exc, InputTooLong):
         details = {"tokens": exc.tokens, "budget": exc.budget}
     message = str(exc) or code.value.replace("_", " ").lower()
     return _respond(request, status, code, message, details, headers)
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+_PYDANTIC_ONLY_KEYS = frozenset({"loc", "msg", "type", "input", "ctx", "url"})
+
+
+def _is_pydantic_error_list(details: Any) -> bool:
+    return isinstance(details, list) and bool(details) and all(isinstance(d, dict) and "loc" in d for d in details)
+
+
+def field_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic-shaped errors (`loc`, `msg`, `type`, ...) as the one `details` shape of every 422.
+
+    Each entry is `{"field": "a.b.0.c", "message": ..., "type": ...}` plus any extra keys the raiser added
+    (e.g. `tokens`/`budget`, or `expected`/`verdict` for a failed example); the leading `body` of a request
+    location is dropped, and the echoed `input` is not returned.
+    """
     details = []
-    for err in exc.errors():
+    for err in errors:
         loc = list(err.get("loc", ()))
         if len(loc) > 1 and loc[0] == "body":
             loc = loc[1:]
-        field = ".".join(str(part) for part in loc)
-        details.append({"field": field, "message": err.get("msg", ""), "type": err.get("type", "")})
+        entry = {"field": ".".join(str(part) for part in loc), "message": err.get("msg", ""),
+                 "type": err.get("type", "")}  # fmt: skip
+        entry.update({k: v for k, v in err.items() if k not in _PYDANTIC_ONLY_KEYS})
+        details.append(entry)
     return details
 
 
@@ -270,7 +288,7 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
         ctx = next(err for err in errors if err.get("type") == "json_invalid").get("ctx") or {}
         message = f"request body is not valid JSON: {ctx.get('error', 'parse error')}"
         return _respond(request, 400, ErrorCode.INVALID_JSON, message)
-    details = _validation_details(exc)
+    details = field_errors(errors)
     summary = "; ".join(f"{d['field'] or 'body'}: {d['message']}" for d in details[:5])
     return _respond(request, 422, ErrorCode.VALIDATION_FAILED, f"invalid request: {summary}", details)
 

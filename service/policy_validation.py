@@ -10,8 +10,8 @@ rendering before anything is written, so a refused version leaves no trace (no v
   the live batcher (bulk lane, so interactive traffic keeps its priority) and its verdict compared with
   `expected`; any disagreement refuses publication, listing each disagreeing example.
 
-`details` of both refusals is a list in the shape of schema errors (`loc`, `msg`, `type`, plus extra keys), so a
-client reads every `INVALID_POLICY` the same way.
+`details` of both refusals is a list in the shape of schema errors (`loc`, `msg`, `type`, plus extra keys); the
+service's error table turns every such list into the one 422 shape (`field`, `message`, `type`, ...).
 """
 
 from __future__ import annotations
