@@ -124,6 +124,20 @@ class TestMigrations:
         await again.open()
         assert len(sql(server, f"SELECT * FROM {schema}.schema_version")) == 2
 
+    async def test_pending_migrations_apply_to_an_older_schema(self, stores: Stores, server: str,
+                                                                schema: str) -> None:
+        await stores().add_version(doc(), entry())
+        for statement in (f"DROP TRIGGER policy_audit_append_only ON {schema}.policy_audit",
+                          f"DROP TRIGGER policy_audit_no_truncate ON {schema}.policy_audit",
+                          f"DROP FUNCTION {schema}.refuse_audit_change()",
+                          f"DELETE FROM {schema}.schema_version WHERE version = 2"):  # back to version 1
+            sql(server, statement)
+        newer = stores()
+        assert await newer.list_policies() == ["demo"]
+        assert [r[0] for r in sql(server, f"SELECT version FROM {schema}.schema_version ORDER BY 1")] == [1, 2]
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            sql(server, f"DELETE FROM {schema}.policy_audit")
+
     async def test_schemas_are_isolated(self, stores: Stores, server: str) -> None:
         with temporary_schema(server) as other_schema:
             other = stores(store_url(server, other_schema))
