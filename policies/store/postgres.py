@@ -45,6 +45,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
 
 from policies.errors import StoreUnavailable
 from policies.schema import PolicyDocument
@@ -290,7 +291,7 @@ class PostgresPolicyStore:
                 "SELECT document FROM policy_versions WHERE policy_id = %s AND version = %s", (policy_id, version)
             )
             row = await cur.fetchone()
-        return None if row is None else PolicyDocument.model_validate(row[0])
+        return None if row is None else self._document(row[0])
 
     async def list_versions(self, policy_id: str) -> list[PolicyDocument]:
         """See `PolicyStore.list_versions`."""
@@ -299,7 +300,7 @@ class PostgresPolicyStore:
                 "SELECT document FROM policy_versions WHERE policy_id = %s ORDER BY version", (policy_id,)
             )
             rows = await cur.fetchall()
-        return [PolicyDocument.model_validate(row[0]) for row in rows]
+        return [self._document(row[0]) for row in rows]
 
     async def list_audit(self, policy_id: str) -> list[AuditEntry]:
         """See `PolicyStore.list_audit`; append order is the order of the `bigserial` ids."""
@@ -355,7 +356,7 @@ class PostgresPolicyStore:
             if idempotency_key is not None:
                 earlier = await _idempotent_version(m.conn, doc.id, idempotency_key)
                 if earlier is not None:
-                    return earlier
+                    return self._document(earlier)
             number = m.record.add_version(audit, expected_latest, set_aliases, idempotency_key)
             stored = doc.model_copy(update={"version": number, "parent_version": number - 1 or None})
             await m.conn.execute(
@@ -405,6 +406,13 @@ class PostgresPolicyStore:
         async with self._locked(policy_id, "cannot archive") as m:
             m.record.set_archived(version, archived, audit)
             await m.write()
+
+    def _document(self, data: Any) -> PolicyDocument:
+        """A stored document, re-validated (checksum included); a corrupt row is a store failure."""
+        try:
+            return PolicyDocument.model_validate(data)
+        except ValidationError as exc:
+            raise StoreUnavailable(f"PostgreSQL policy store at {self._where}: corrupt policy document: {exc}") from exc
 
     # -- change counter ------------------------------------------------------------------------------------
 
@@ -463,14 +471,15 @@ async def _load_record(conn: AConn, policy_id: str) -> PolicyRecord:
     return PolicyRecord(policy_id, latest=int(row[0]), aliases=aliases, canary_weight=float(row[1]), archived=archived)
 
 
-async def _idempotent_version(conn: AConn, policy_id: str, key: str) -> PolicyDocument | None:
+async def _idempotent_version(conn: AConn, policy_id: str, key: str) -> Any:
+    """The stored document (raw jsonb) an idempotency key published, or None."""
     cur = await conn.execute(
         "SELECT v.document FROM idempotency_keys k JOIN policy_versions v USING (policy_id, version) "
         "WHERE k.policy_id = %s AND k.key = %s",
         (policy_id, key),
     )
     row = await cur.fetchone()
-    return None if row is None else PolicyDocument.model_validate(row[0])
+    return None if row is None else row[0]
 
 
 def _scalar(row: TupleRow | None) -> int:

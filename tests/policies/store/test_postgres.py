@@ -306,6 +306,13 @@ class TestOutage:
         await store.open()
         assert await store.list_policies() == []
 
+    async def test_corrupt_document_is_a_store_failure(self, stores: Stores, server: str, schema: str) -> None:
+        store = stores()
+        await store.add_version(doc(), entry())
+        sql(server, f"UPDATE {schema}.policy_versions SET document = jsonb_set(document, '{{spec,text}}', '\"edited\"')")
+        with pytest.raises(StoreUnavailable, match="corrupt policy document"):
+            await store.get_version("demo", 1)
+
     async def test_closed_store_refuses(self, stores: Stores) -> None:
         store = stores()
         await store.open()
