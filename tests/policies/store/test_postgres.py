@@ -309,7 +309,8 @@ class TestOutage:
     async def test_corrupt_document_is_a_store_failure(self, stores: Stores, server: str, schema: str) -> None:
         store = stores()
         await store.add_version(doc(), entry())
-        sql(server, f"UPDATE {schema}.policy_versions SET document = jsonb_set(document, '{{spec,text}}', '\"edited\"')")
+        edit = "jsonb_set(document, '{spec,text}', '\"edited\"')"  # content changed, checksum not
+        sql(server, f"UPDATE {schema}.policy_versions SET document = {edit}")
         with pytest.raises(StoreUnavailable, match="corrupt policy document"):
             await store.get_version("demo", 1)
 
