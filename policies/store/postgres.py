@@ -142,6 +142,7 @@ class PostgresPolicyStore:
         self._closed = False
         self._open_lock = asyncio.Lock()
         self._known_seq: int | None = None  # highest change counter seen (reads, own commits, the listener)
+        self._token: str | None = None  # what version_token last returned
         self._listener = ChangeListener(
             self._connect, self.channel, name=self.schema, on_seq=self._saw,
             timeout=timeout, ping_timeout=ping_timeout, poll_interval=poll_interval,
@@ -313,23 +314,26 @@ class PostgresPolicyStore:
         """See `PolicyStore.version_token`: the store-wide change counter `store_state.change_seq`.
 
         Read from the database (one row, within `ping_timeout`), except after the listener has lost its
-        connection and until it is back (an outage): then, and when the read fails, the last value seen is
-        returned at once, so callers polling this on their hot path keep serving their caches instead of waiting
-        on a dead database. The listener reads the counter when it reconnects, so the token moves once the
-        database is back if anything changed meanwhile.
+        connection and until it is back (an outage): then, and when the read fails, the token this method last
+        returned is returned again at once. Callers that poll it on their hot path therefore neither wait on a
+        dead database nor see a change they could not fetch (which would make them drop caches they cannot
+        refill). Once the listener is back, the next call reads the database, so the token moves if anything
+        changed meanwhile.
 
         Raises:
             StoreUnavailable: the database has not been reached since the store was opened.
         """
-        if self._known_seq is not None and self._listener.lost:
-            return str(self._known_seq)
+        if self._token is not None and self._listener.lost:
+            return self._token
         try:
             async with self._connection("cannot read the change counter", timeout=self._ping_timeout) as conn:
-                self._saw(await read_change_seq(conn))
+                seq = self._saw(await read_change_seq(conn))
         except StoreUnavailable:
-            if self._known_seq is None:
+            if self._token is None:
                 raise
-        return str(self._known_seq)
+            return self._token
+        self._token = str(seq)
+        return self._token
 
     async def ping(self) -> None:
         """See `PolicyStore.ping`: a `SELECT 1` through the pool, answered or failed within `ping_timeout`."""
