@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quantize", default="auto", help="speed path for every contender: auto, none, int8-dynamic"
     )
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bench/gpu_check.sh)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients of the closed loops")
     parser.add_argument("--seconds", type=float, default=None, help="time bound of each scenario (s)")
     parser.add_argument("--contenders", default=",".join(_CONTENDERS), help="comma-separated subset")
@@ -39,12 +41,17 @@ def _resolve_quantize(requested: str) -> str:
     return service_quantize_mode(requested)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the bench, write the JSON (and BENCHMARKS.md), print the ratios."""
     from bench.report import build_results, markdown_section, update_markdown  # noqa: PLC0415
     from bench.run import default_config, run_bench  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that `finally` kills the servers we started
     contenders = tuple(c for c in args.contenders.split(",") if c)
     unknown = set(contenders) - set(_CONTENDERS)
     if unknown:
@@ -53,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = default_config(
         quick=args.quick, checkpoint=args.checkpoint, quantize=_resolve_quantize(args.quantize),
         clients=args.clients, seconds=args.seconds or (4.0 if args.quick else 25.0), contenders=contenders,
-        policy_text=args.policy_text,
+        policy_text=args.policy_text, device=args.device,
     )  # fmt: skip
     raw = run_bench(config)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -40,15 +40,16 @@ def score_requests(model: Any, requests: Sequence[Sequence[EncodedInput]]) -> li
 class CsrmLitAPI(ls.LitAPI):  # type: ignore[misc]
     """Scores the bench's ``/v1/score`` bodies with the checkpoint (module level: LitServe pickles it)."""
 
-    def __init__(self, checkpoint: str, quantize: str, **kwargs: Any) -> None:
+    def __init__(self, checkpoint: str, quantize: str, device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.checkpoint = checkpoint
         self.quantize = quantize
+        self.bench_device = device
 
     def setup(self, device: str) -> None:
         from bench.model import load_bench_model  # noqa: PLC0415
 
-        self.model = load_bench_model(self.checkpoint, quantize=self.quantize)
+        self.model = load_bench_model(self.checkpoint, quantize=self.quantize, device=self.bench_device)
         self.model.score([_to_input({"prompt": "Hi", "response": "Hello!"}, "Be safe.")] * 2)  # warm-up
 
     def decode_request(self, request):  # type: ignore[no-untyped-def]  # LitServe reads this annotation
@@ -66,11 +67,14 @@ class CsrmLitAPI(ls.LitAPI):  # type: ignore[misc]
         return {"results": [_result(score) for score in output], "model": {"id": self.model.model_id}}
 
 
-def build_api(checkpoint: str, quantize: str, *, max_batch_size: int, batch_timeout: float) -> CsrmLitAPI:
+def build_api(
+    checkpoint: str, quantize: str, *, max_batch_size: int, batch_timeout: float, device: str = "cpu"
+) -> CsrmLitAPI:
     """The LitAPI for the checkpoint, with LitServe's batching knobs."""
     return CsrmLitAPI(
-        checkpoint, quantize, max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/v1/score"
-    )
+        checkpoint, quantize, device, max_batch_size=max_batch_size, batch_timeout=batch_timeout,
+        api_path="/v1/score",
+    )  # fmt: skip
 
 
 def _to_input(item: dict[str, str], policy: str) -> Any:
@@ -91,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8102)
     parser.add_argument("--quantize", default="none")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bfloat16)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="requests per batch")
     parser.add_argument("--batch-timeout", type=float, default=0.005, help="seconds to wait for a batch to fill")
     return parser
@@ -100,9 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Start LitServe (one CPU worker, one API server) and serve until killed."""
     args = _parser().parse_args(argv)
     api = build_api(
-        args.checkpoint, args.quantize, max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout
-    )
-    server = ls.LitServer(api, accelerator="cpu", devices=1, workers_per_device=1, timeout=120)
+        args.checkpoint, args.quantize, max_batch_size=args.max_batch_size, batch_timeout=args.batch_timeout,
+        device=args.device,
+    )  # fmt: skip
+    accelerator = "cpu" if args.device == "cpu" else "cuda"
+    server = ls.LitServer(api, accelerator=accelerator, devices=1, workers_per_device=1, timeout=120)
     server.run(
         host=args.host, port=args.port, num_api_servers=1, log_level="warning", generate_client_file=False
     )

@@ -49,13 +49,16 @@ def resolve_checkpoint(requested: str | None, scratch: Path) -> Path:
     return base_checkpoint(scratch / "base-minilm")
 
 
-def load_bench_model(checkpoint: str | Path, *, quantize: str = "none", threads: int | None = None) -> CsrmModel:
-    """Load ``checkpoint`` on CPU as every contender does, optionally through a CPU speed path.
+def load_bench_model(
+    checkpoint: str | Path, *, quantize: str = "none", threads: int | None = None, device: str = "cpu"
+) -> CsrmModel:
+    """Load ``checkpoint`` as every contender does, optionally through a CPU speed path.
 
     Args:
         checkpoint: The checkpoint directory.
         quantize: ``none`` or ``int8-dynamic`` (see ``models.quantize``).
         threads: torch intra-op threads; ``None`` keeps torch's default (one per core).
+        device: ``cpu`` (float32), or ``cuda``/``auto`` (the checkpoint loader's ``auto`` dtype: bfloat16 on CUDA).
     """
     import torch  # noqa: PLC0415
 
@@ -63,7 +66,7 @@ def load_bench_model(checkpoint: str | Path, *, quantize: str = "none", threads:
 
     if threads:
         torch.set_num_threads(threads)
-    model = load_checkpoint(checkpoint, device="cpu", dtype="float32")
+    model = load_checkpoint(checkpoint, device=device, dtype="float32" if device == "cpu" else "auto")
     if quantize != "none":
         from models.quantize import quantize_model  # noqa: PLC0415
 

@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
     parser.add_argument("--quantize", default="none")
+    parser.add_argument("--device", default="cpu")
     return parser
 
 
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.model import load_bench_model  # noqa: PLC0415
 
     args = _parser().parse_args(argv)
-    model = load_bench_model(args.checkpoint, quantize=args.quantize)
+    model = load_bench_model(args.checkpoint, quantize=args.quantize, device=args.device)
     score_body(model, {"policy_text": "Be safe.", "items": [{"prompt": "Hi", "response": "Hello!"}] * 2})
     uvicorn.run(create_naive_app(model), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

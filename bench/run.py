@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import os
 import tempfile
 import time
@@ -52,6 +53,7 @@ class BenchConfig:
     quick: bool
     checkpoint: str | None
     quantize: str
+    device: str
     clients: int
     seconds: float
     contenders: tuple[str, ...]
@@ -65,7 +67,7 @@ class BenchConfig:
 
 def default_config(
     *, quick: bool, checkpoint: str | None, quantize: str, clients: int, seconds: float, contenders: tuple[str, ...],
-    policy_text: str | None = None,
+    policy_text: str | None = None, device: str = "cpu",
 ) -> BenchConfig:  # fmt: skip
     """The full run (about 8 minutes on 2 cores) or the quick one (the smoke test's)."""
     if quick:
@@ -75,12 +77,12 @@ def default_config(
         scenarios = (
             Scenario(HEADLINE, "chat", clients=clients, max_requests=2000, max_seconds=seconds),
             Scenario("long-closed", "long", clients=clients, max_requests=600, max_seconds=seconds),
-            Scenario("bulk-closed", "bulk", clients=4, max_requests=64, max_seconds=seconds),
+            Scenario("bulk-closed", "bulk", clients=2, max_requests=64, max_seconds=seconds),
             Scenario("chat-open", "chat", rate_factor=0.6, max_requests=2000, max_seconds=seconds * 0.75),
         )
         distinct, batch_sizes = {"chat": 256, "long": 96, "bulk": 4}, (8, 16, 32, 64)
     return BenchConfig(
-        quick, checkpoint, quantize, clients, seconds, contenders, policy_text, 32, 0.005, batch_sizes,
+        quick, checkpoint, quantize, device, clients, seconds, contenders, policy_text, 32, 0.005, batch_sizes,
         distinct, scenarios,
     )  # fmt: skip
 
@@ -88,9 +90,9 @@ def default_config(
 def _server_specs(checkpoint: Path, config: BenchConfig) -> dict[str, ServerSpec]:
     service_env = (
         ("CSRM_QUANTIZE", config.quantize), ("CSRM_POLICY_STORE", "memory:"), ("CSRM_LOG_LEVEL", "warning"),
-        ("TOKENIZERS_PARALLELISM", "false"),
+        ("CSRM_DEVICE", config.device), ("TOKENIZERS_PARALLELISM", "false"),
     )  # fmt: skip
-    ck, quantize = str(checkpoint), config.quantize
+    ck, quantize, device = str(checkpoint), config.quantize, config.device
     return {
         "service": ServerSpec(
             "service",
@@ -100,14 +102,17 @@ def _server_specs(checkpoint: Path, config: BenchConfig) -> dict[str, ServerSpec
         ),
         "naive": ServerSpec(
             "naive",
-            python_argv("bench.naive_server", "--checkpoint", ck, "--port", "{port}", "--quantize", quantize),
+            python_argv(
+                "bench.naive_server", "--checkpoint", ck, "--port", "{port}", "--quantize", quantize,
+                "--device", device,
+            ),  # fmt: skip
             "/healthz",
         ),
         "litserve": ServerSpec(
             "litserve",
             python_argv(
                 "bench.litserve_server", "--checkpoint", ck, "--port", "{port}", "--quantize", quantize,
-                "--max-batch-size", str(config.litserve_max_batch_size),
+                "--device", device, "--max-batch-size", str(config.litserve_max_batch_size),
                 "--batch-timeout", str(config.litserve_batch_timeout_s),
             ),  # fmt: skip
             "/health",
@@ -116,7 +121,7 @@ def _server_specs(checkpoint: Path, config: BenchConfig) -> dict[str, ServerSpec
 
 
 def _offline(checkpoint: Path, config: BenchConfig, workloads: dict[str, Workload]) -> dict[str, OfflineResult]:
-    model = load_bench_model(checkpoint, quantize=config.quantize)
+    model = load_bench_model(checkpoint, quantize=config.quantize, device=config.device)
     results = {
         name: offline_sweep(model, name, w.inputs(), config.batch_sizes, reps=1 if config.quick else 2)
         for name, w in workloads.items()
@@ -134,16 +139,17 @@ async def _run_scenario(
         await warm_up(client, "/v1/score", workload)
         before = await scrape(client)
         result: LoadResult
+        max_requests = _request_budget(scenario, workload, offline)
         if scenario.clients:
             result = await closed_loop(
                 client, "/v1/score", workload, concurrency=scenario.clients,
-                max_requests=scenario.max_requests, max_seconds=scenario.max_seconds,
+                max_requests=max_requests, max_seconds=scenario.max_seconds,
             )  # fmt: skip
         else:
             rate = max(offline.items_per_s * scenario.rate_factor / workload.items_per_request, 0.5)
             result = await open_loop(
                 client, "/v1/score", workload, rate=rate,
-                max_requests=scenario.max_requests, max_seconds=scenario.max_seconds,
+                max_requests=max_requests, max_seconds=scenario.max_seconds,
             )  # fmt: skip
         after = await scrape(client)
     summary = result.summary()
@@ -151,6 +157,13 @@ async def _run_scenario(
     if figures is not None:
         summary["server_batches"] = figures.summary()
     return summary
+
+
+def _request_budget(scenario: Scenario, workload: Workload, offline: OfflineResult) -> int:
+    """Requests to issue: what the offline rate scores in ``max_seconds`` (plus one round of clients), capped
+    by ``max_requests``, so that a slow or contended machine does not stretch a scenario far past its bound."""
+    at_offline_rate = offline.items_per_s * scenario.max_seconds / workload.items_per_request
+    return max(1, min(scenario.max_requests, math.ceil(at_offline_rate) + scenario.clients))
 
 
 def _run_contender(
