@@ -38,6 +38,7 @@ from policies.errors import (
     InvalidPolicy,
     PolicyExists,
     PolicyNotFound,
+    StoreUnavailable,
     VersionConflict,
 )
 from policies.render import RenderedPolicy, render_policy
@@ -191,6 +192,7 @@ class PolicyRegistry:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = rng or random.Random()
         self._heads: dict[str, PolicyHead] = {}
+        self._last_known: dict[str, PolicyHead] = {}  # survives invalidation; served while the store is down
         self._versions: dict[tuple[str, int], ResolvedPolicy] = {}
         self._generation = 0
         self._token: str | None = None
@@ -209,10 +211,19 @@ class PolicyRegistry:
         """The backing store."""
         return self._store
 
+    @property
+    def has_known_state(self) -> bool:
+        """True once any policy head was read from the store, i.e. resolution can go on through an outage."""
+        return bool(self._last_known)
+
     # -- cache -------------------------------------------------------------------------------------------------
 
     def invalidate(self, policy_id: str | None = None) -> None:
-        """Forget cached heads (aliases, weights, archive state) of one policy, or all. Safe from any task."""
+        """Forget cached heads (aliases, weights, archive state) of one policy, or all. Safe from any task.
+
+        The last head read from the store is kept aside: while the store is unavailable, `head` serves it rather
+        than failing, so scoring goes on from the last known state through an outage.
+        """
         self._generation += 1
         if policy_id is None:
             self._heads.clear()
@@ -223,8 +234,8 @@ class PolicyRegistry:
         now = time.monotonic()
         if now - self._polled_at < self._ttl:
             return
-        token = await self._store.version_token()
         self._polled_at = now
+        token = await self._store.version_token()
         if token != self._token:
             self._token = token
             self.invalidate()
@@ -232,17 +243,29 @@ class PolicyRegistry:
     async def head(self, policy_id: str) -> PolicyHead:
         """Current aliases, canary weight, archived set and latest version (cached).
 
+        While the store is unavailable, the cached head, or else the last head ever read, is served.
+
         Raises:
             PolicyNotFound: no such policy.
+            StoreUnavailable: the store is down and this policy was never read from it.
         """
-        await self._poll()
+        try:
+            await self._poll()
+        except StoreUnavailable:
+            pass  # the cached state stays in force until the store answers again
         cached = self._heads.get(policy_id)
         if cached is not None:
             return cached
         generation = self._generation
-        head = await self._store.get_head(policy_id)
+        try:
+            head = await self._store.get_head(policy_id)
+        except StoreUnavailable:
+            if policy_id in self._last_known:
+                return self._last_known[policy_id]
+            raise
         if head is None:
             raise PolicyNotFound(f"no policy {policy_id!r}")
+        self._last_known[policy_id] = head
         if generation == self._generation:
             self._heads[policy_id] = head
         return head

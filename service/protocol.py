@@ -306,13 +306,19 @@ class ReadyResponse(_Wire):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"ready": True, "checks": {"model_loaded": True, "warmed_up": True, "store": True}}]
+            "examples": [
+                {"ready": True, "status": "ready", "checks": {"model_loaded": True, "warmed_up": True, "store": True}}
+            ]
         },
     )
 
-    ready: bool = Field(description="True when every check passed.")
+    ready: bool = Field(description="True when the service can score now (status ready or degraded).")
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="ready: every check passed. degraded: the policy store is unreachable but the model is warm and "
+        "the policies already read are served from cache (writes fail with 503). not_ready: cannot score."
+    )
     checks: dict[str, bool] = Field(description="model_loaded, warmed_up, store (policy store readable).")
-    detail: str | None = Field(None, description="Why not ready, when not.")
+    detail: str | None = Field(None, description="Why not ready or degraded, when so.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

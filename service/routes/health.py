@@ -49,7 +49,11 @@ def build_health_router() -> APIRouter:
         summary="Readiness",
     )
     async def readyz(request: Request) -> JSONResponse:
-        """Ready when the model is loaded, the warm-up batch has run and the policy store answers a ping."""
+        """Ready when the model is loaded, the warm-up batch has run and the policy store answers a ping.
+
+        Degraded (still 200) when only the store fails but policies were already read: scoring goes on from the
+        registry's cache, so a load balancer should keep sending traffic. 503 otherwise.
+        """
         state = request.app.state
         store_ok, store_detail = await _store_ok(request)
         checks = {
@@ -57,13 +61,20 @@ def build_health_router() -> APIRouter:
             "warmed_up": bool(getattr(state, "warmed_up", False)),
             "store": store_ok,
         }
-        ready = all(checks.values())
+        registry = getattr(state, "registry", None)
+        serves_from_cache = registry is not None and registry.has_known_state
+        if all(checks.values()):
+            status = "ready"
+        elif checks["model_loaded"] and checks["warmed_up"] and serves_from_cache:
+            status = "degraded"
+        else:
+            status = "not_ready"
         detail = None
-        if not ready:
+        if status != "ready":
             reasons = [name for name, ok in checks.items() if not ok]
             detail = store_detail or getattr(state, "startup_error", None) or f"waiting for: {', '.join(reasons)}"
-        body = ReadyResponse(ready=ready, checks=checks, detail=detail)
-        return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+        body = ReadyResponse(ready=status != "not_ready", status=status, checks=checks, detail=detail)
+        return JSONResponse(body.model_dump(mode="json"), status_code=503 if status == "not_ready" else 200)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:

@@ -16,6 +16,7 @@ from policies.errors import (
     InvalidPolicy,
     PolicyExists,
     PolicyNotFound,
+    StoreUnavailable,
     VersionConflict,
     VersionInUse,
 )
@@ -356,6 +357,38 @@ class TestCache:
         assert (await cached.resolve("demo")).version == 1
         cached.invalidate("demo")
         assert (await cached.resolve("demo")).version == 2
+
+
+class _FailingStore(InMemoryPolicyStore):
+    """An in-memory store whose reads fail with `StoreUnavailable` while `down` is set."""
+
+    down = False
+
+    async def get_head(self, policy_id: str) -> Any:
+        if self.down:
+            raise StoreUnavailable("database unreachable")
+        return await super().get_head(policy_id)
+
+    async def version_token(self) -> str:
+        if self.down:
+            raise StoreUnavailable("database unreachable")
+        return await super().version_token()
+
+
+async def test_store_outage_serves_last_known_state() -> None:
+    store = _FailingStore()
+    registry = PolicyRegistry(store, cache_ttl=0)
+    await _with_versions(registry, 2)
+    assert (await registry.resolve("demo")).version == 1
+    store.down = True
+    registry.invalidate()  # e.g. a change notice that arrived just before the outage
+    assert (await registry.resolve("demo")).version == 1
+    assert (await registry.resolve("demo@2")).version == 2
+    with pytest.raises(StoreUnavailable):
+        await registry.resolve("never-read")
+    store.down = False
+    await registry.set_alias("demo", "stable", 2, actor="a")
+    assert (await registry.resolve("demo")).version == 2
 
 
 class _PushingStore(InMemoryPolicyStore):

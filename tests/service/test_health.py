@@ -73,7 +73,8 @@ async def test_readyz_is_false_until_warm_up_is_done(make_settings: Any) -> None
     assert before.json()["checks"] == {"model_loaded": True, "warmed_up": False, "store": True}
     assert "warmed_up" in before.json()["detail"]
     assert health.status_code == 200
-    assert after.json() == {"ready": True, "checks": {"model_loaded": True, "warmed_up": True, "store": True},
+    assert after.json() == {"ready": True, "status": "ready",
+                            "checks": {"model_loaded": True, "warmed_up": True, "store": True},
                             "detail": None}  # fmt: skip
 
 
@@ -89,7 +90,7 @@ async def test_readyz_reports_a_failed_warm_up(make_settings: Any) -> None:
     assert "warm-up batch failed" in ready.json()["detail"]
 
 
-async def test_readyz_is_false_with_an_unreachable_store(make_settings: Any) -> None:
+async def test_readyz_is_false_with_an_unreachable_store_never_read(make_settings: Any) -> None:
     store = UnreachableStore()
     async with serve(create_app(make_settings(), engine=FakeEngine(), store=store)) as client:
         await wait_ready(client)
@@ -98,9 +99,27 @@ async def test_readyz_is_false_with_an_unreachable_store(make_settings: Any) -> 
         store.reachable = True
         up = await client.get("/readyz")
     assert down.status_code == 503
+    assert down.json()["status"] == "not_ready"
     assert down.json()["checks"]["store"] is False
     assert "connection refused" in down.json()["detail"]
     assert up.status_code == 200
+
+
+async def test_readyz_is_degraded_when_the_store_fails_after_policies_were_read(make_settings: Any) -> None:
+    store = UnreachableStore()
+    async with serve(create_app(make_settings(), engine=FakeEngine(), store=store)) as client:
+        await wait_ready(client)
+        assert (await client.post("/v1/score", json={"items": [ITEM]})).status_code == 200
+        store.reachable = False
+        degraded = await client.get("/readyz")
+        store.reachable = True
+        up = await client.get("/readyz")
+    assert degraded.status_code == 200
+    assert degraded.json()["status"] == "degraded"
+    assert degraded.json()["ready"] is True
+    assert degraded.json()["checks"]["store"] is False
+    assert "connection refused" in degraded.json()["detail"]
+    assert up.json()["status"] == "ready"
 
 
 async def test_metrics_expose_the_named_series(make_settings: Any) -> None:
