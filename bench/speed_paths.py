@@ -33,6 +33,7 @@ import numpy as np
 
 from bench.model import load_bench_model, resolve_checkpoint
 from bench.workloads import DEFAULT_DATA_DIR, Pair, bench_policy_text, synthetic_pairs, to_score_input
+from models.types import ScoreInput
 
 if TYPE_CHECKING:
     from models.scoring import CsrmModel
@@ -54,21 +55,46 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def load_validation(data_dir: Path | None, count: int) -> tuple[list[Pair], list[int] | None, str]:
-    """``count`` labelled validation pairs (label 1 = complies) from GPTFuzz's evaluate split, else synthetic."""
+def load_validation(
+    data_dir: Path | None, count: int, *, jsonl: Path | None = None, policy_text: str = ""
+) -> tuple[list[ScoreInput], list[int] | None, str]:
+    """``count`` labelled validation inputs (label 1 = complies).
+
+    From ``jsonl`` when given (point records ``{policy_text, messages, response, label}``, as the training CLI
+    writes its validation suites), else GPTFuzz's evaluate split under ``policy_text``, else synthetic texts.
+    """
+    if jsonl is not None:
+        return _jsonl_validation(jsonl, count)
     folder = (data_dir or Path("/nonexistent")) / "gptfuzz"
     if not (folder / "evaluate.csv").is_file():
-        return synthetic_pairs("bulk", count, seed=7), None, "synthetic"
+        return [to_score_input(p, policy_text) for p in synthetic_pairs("bulk", count, seed=7)], None, "synthetic"
     with (folder / "question_list.csv").open(encoding="utf-8", newline="") as handle:
         questions = {row["index"]: row["text"] for row in csv.DictReader(handle)}
-    pairs: list[Pair] = []
+    inputs: list[ScoreInput] = []
     labels: list[int] = []
     with (folder / "evaluate.csv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            if len(pairs) < count and row["question"] in questions and row["Response"].strip():
-                pairs.append(Pair(questions[row["question"]], row["Response"].strip()))
+            if len(inputs) < count and row["question"] in questions and row["Response"].strip():
+                inputs.append(to_score_input(Pair(questions[row["question"]], row["Response"].strip()), policy_text))
                 labels.append(1 - int(row["label"]))  # GPTFuzz label 1 = jailbroken = violates
-    return pairs, labels, "gptfuzz/evaluate.csv"
+    return inputs, labels, "gptfuzz/evaluate.csv"
+
+
+def _jsonl_validation(path: Path, count: int) -> tuple[list[ScoreInput], list[int] | None, str]:
+    from models.types import Message  # noqa: PLC0415
+
+    inputs: list[ScoreInput] = []
+    labels: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("kind") != "point" or len(inputs) >= count:
+                continue
+            turns = [Message(m["role"], m["content"]) for m in record["messages"]]
+            turns.append(Message("assistant", record["response"]))
+            inputs.append(ScoreInput(record["policy_text"], tuple(turns)))
+            labels.append(1 if record["label"] == "comply" else 0)
+    return inputs, labels, str(path)
 
 
 def _collate(batch: Sequence[EncodedInput], pad_id: int) -> dict[str, np.ndarray]:
@@ -182,6 +208,38 @@ def _ece(model: CsrmModel, rewards: list[float], labels: list[int]) -> float:
     return float(expected_calibration_error([model.calibration.p_comply(r) for r in rewards], labels))
 
 
+def _int8_except_ffn_out(model: CsrmModel) -> CsrmModel:
+    """A variant for comparison: int8 per-channel like ``int8-dynamic`` but the FFN output projections (whose
+    inputs carry BERT's activation outliers) and the pooler stay float32."""
+    import torch  # noqa: PLC0415
+
+    spec = {
+        name: torch.ao.quantization.per_channel_dynamic_qconfig
+        for name, module in model.torch_model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+        and (name.endswith(("attention.self.query", "attention.self.key", "attention.self.value",
+                            "attention.output.dense", "intermediate.dense")))
+    }  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.ao.quantization.quantize_dynamic(model.torch_model, qconfig_spec=spec, dtype=torch.qint8, inplace=True)
+    return model
+
+
+def _encode_valid(model: CsrmModel, inputs: Sequence[ScoreInput], kept: list[int]) -> list[EncodedInput]:
+    """Encode what the model can (a policy over its budget is skipped); ``kept`` gets the indices encoded."""
+    from models.errors import ModelError  # noqa: PLC0415
+
+    out: list[EncodedInput] = []
+    for index, item in enumerate(inputs):
+        try:
+            out.append(model.encode(item))
+        except ModelError:
+            continue
+        kept.append(index)
+    return out
+
+
 def _probe_head(model: CsrmModel, encoded: Sequence[EncodedInput], batch: int) -> tuple[np.ndarray, float]:
     """Weight and bias of a head along the first principal component of the float32 pooled embeddings."""
     import torch  # noqa: PLC0415
@@ -219,6 +277,7 @@ def _build_scorers(
         "fp32": fp32,
         "bf16": load_checkpoint(checkpoint, device="cpu", dtype="bfloat16"),
         "int8-dynamic": load_bench_model(checkpoint, quantize="int8-dynamic"),
+        "int8-dynamic-ffn-out-fp32": _int8_except_ffn_out(load_bench_model(checkpoint)),
     }
     head = "trained"
     if not fp32.config.eval_metrics and hasattr(fp32.torch_model, "classifier"):
@@ -238,11 +297,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="csrm-speed-") as scratch:
         checkpoint = resolve_checkpoint(args.checkpoint, Path(scratch))
-        pairs, labels, source = load_validation(None if args.synthetic else DEFAULT_DATA_DIR, args.validation)
-        policy = bench_policy_text()
+        inputs, labels, source = load_validation(
+            None if args.synthetic else DEFAULT_DATA_DIR, args.validation, jsonl=args.validation_jsonl,
+            policy_text=bench_policy_text(),
+        )  # fmt: skip
+        kept: list[int] = []
         fp32, scorers, encoded, head = _build_scorers(
-            checkpoint, args, Path(scratch), lambda m: [m.encode(to_score_input(pair, policy)) for pair in pairs]
+            checkpoint, args, Path(scratch), lambda m: _encode_valid(m, inputs, kept)
         )
+        labels = [labels[i] for i in kept] if labels is not None else None
         paths: dict[str, dict[str, Any]] = {}
         reference: list[float] = []
         for name, score in scorers.items():
@@ -263,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "checkpoint": str(checkpoint),
             "model_id": fp32.model_id,
             "head": head,
-            "validation": {"source": source, "items": len(pairs), "mean_tokens": _mean_tokens(encoded)},
+            "validation": {"source": source, "items": len(inputs), "mean_tokens": _mean_tokens(encoded)},
             "batch": args.batch,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -308,6 +371,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--no-ece", dest="ece", action="store_false", help="skip ECE (untrained heads)")
     parser.add_argument("--synthetic", action="store_true", help="synthetic validation texts only")
+    parser.add_argument(
+        "--validation-jsonl", type=Path, default=None,
+        help="labelled point records (e.g. the training run's mixed_val.jsonl) instead of GPTFuzz",
+    )  # fmt: skip
     return parser
 
 
