@@ -1,13 +1,13 @@
-"""CPU speed paths for a loaded CSRM: int8 dynamic quantisation of the transformer's linear layers.
+"""CPU speed path for a loaded CSRM: int8 dynamic quantisation of the transformer's linear layers.
 
 ``quantize_model(model, "int8-dynamic")`` replaces every ``torch.nn.Linear`` of the backbone (attention and
-feed-forward projections, and the BERT pooler) by a dynamically quantised int8 one (weights int8 per tensor,
-activations quantised per batch at run time, via ``torch.ao.quantization.quantize_dynamic``). The scalar reward
-head (``classifier`` / ``score``) stays in float32, so the reward's scale is untouched; embeddings and layer
-norms stay float32 too. CPU only: on CUDA the service runs bfloat16 instead and ``auto`` resolves to ``none``.
+feed-forward projections, and the BERT pooler) by a dynamically quantised one: weights int8 per output channel,
+activations quantised per batch at run time (``torch.ao.quantization.quantize_dynamic``). The scalar reward head
+(``classifier`` / ``score``) stays float32, so the reward's scale is untouched; embeddings and layer norms stay
+float32 too. CPU only (fbgemm kernels); on CUDA the model runs bfloat16 instead and ``auto`` resolves to ``none``.
 
-Measured on the MiniLM-L6 encoder (see BENCHMARKS.md, "CPU speed path") it is the fastest CPU path here and
-keeps the rewards' order (Spearman against float32). The service reads it from ``CSRM_QUANTIZE``.
+BENCHMARKS.md ("CPU speed path") has its speed and its agreement with float32; the service's setting is
+``CSRM_QUANTIZE``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def quantize_model(model: CsrmModel, mode: str) -> CsrmModel:
     if model.dtype != "float32":
         raise ValueError(f"int8-dynamic quantisation needs a float32 model, got {model.dtype}")
     backbone_linears = {
-        name: torch.ao.quantization.default_dynamic_qconfig
+        name: torch.ao.quantization.per_channel_dynamic_qconfig
         for name, module in model.torch_model.named_modules()
         if isinstance(module, torch.nn.Linear) and name.split(".")[-1] not in _HEAD_NAMES
     }
