@@ -21,7 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a few requests per contender (the smoke test's)")
     parser.add_argument("--checkpoint", help="checkpoint dir (default: models/default, else the MiniLM base)")
     parser.add_argument(
-        "--quantize", default="auto", help="speed path for every contender: auto, none, int8-dynamic"
+        "--quantize",
+        default="default",
+        help="speed path for every contender: default (the service's), none, int8-dynamic",
     )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (bench/gpu_check.sh)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients of the closed loops")
@@ -35,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve_quantize(requested: str) -> str:
-    """``auto`` -> the service's own default on this machine; warn when the service cannot take a mode."""
+    """``default`` -> the service's own default; warn when the service cannot take a mode."""
     from bench.model import service_quantize_mode  # noqa: PLC0415
 
     return service_quantize_mode(requested)

@@ -77,8 +77,8 @@ def load_bench_model(
 def service_quantize_mode(requested: str) -> str:
     """The speed path every contender runs, so that all four do the same work per item.
 
-    ``auto`` resolves as the service resolves it on CPU. When the service cannot take ``CSRM_QUANTIZE`` (no
-    ``quantize`` setting), every contender runs ``none`` and a note is printed.
+    ``default`` is the service's own default (``Settings.quantize``). When the service has no ``quantize``
+    setting, every contender runs ``none`` and a note is printed.
     """
     import sys  # noqa: PLC0415
 
@@ -86,10 +86,10 @@ def service_quantize_mode(requested: str) -> str:
     from service.settings import Settings  # noqa: PLC0415
 
     if "quantize" not in Settings.model_fields:
-        if requested not in ("auto", "none"):
+        if requested not in ("default", "none"):
             print(f"note: the service has no quantize setting; running every contender with none, not {requested}",
                   file=sys.stderr)  # fmt: skip
         return "none"
-    if requested == "auto":
+    if requested == "default":
         requested = str(Settings.model_fields["quantize"].default)
     return resolve_quantize(requested, "cpu")

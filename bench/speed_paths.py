@@ -202,10 +202,39 @@ def _rewards(score: Scorer, encoded: list[EncodedInput], batch: int) -> list[flo
     return out
 
 
-def _ece(model: CsrmModel, rewards: list[float], labels: list[int]) -> float:
+def _calibration(model: CsrmModel, fp32_rewards: list[float], labels: list[int]) -> tuple[Any, str]:
+    """The checkpoint's calibration when it was fitted (``eval_metrics`` present), else one fitted here on the
+    float32 rewards; the same map then serves every path, so ECE changes come from the rewards alone."""
+    from models.calibration import fit_calibration  # noqa: PLC0415
+
+    if model.config.eval_metrics:
+        return model.calibration, "checkpoint"
+    return fit_calibration(fp32_rewards, labels), "fitted on the float32 rewards of the validation set"
+
+
+def _agreement(calibration: Any, reference: list[float], rewards: list[float]) -> float:
+    """Share of items whose verdict (p_comply >= 0.5) is the same as under float32."""
+    same = sum((calibration.p_comply(a) >= 0.5) == (calibration.p_comply(b) >= 0.5) for a, b in zip(reference, rewards))
+    return same / max(len(rewards), 1)
+
+
+def _batch_dependence(score: Scorer, encoded: Sequence[EncodedInput], batch: int = 16) -> float:
+    """Largest change of an item's reward between being scored alone and inside a batch of ``batch`` items.
+
+    0 for float32 (rows do not interact); dynamic int8 quantises activations with one scale per batch tensor,
+    so an item's reward moves with its batch-mates.
+    """
+    if not encoded:
+        return 0.0
+    alone = [score([item])[0] for item in encoded]
+    batched = [r for start in range(0, len(encoded), batch) for r in score(list(encoded[start : start + batch]))]
+    return max(abs(a - b) for a, b in zip(alone, batched, strict=True))
+
+
+def _ece(calibration: Any, rewards: list[float], labels: list[int]) -> float:
     from models.calibration import expected_calibration_error  # noqa: PLC0415
 
-    return float(expected_calibration_error([model.calibration.p_comply(r) for r in rewards], labels))
+    return float(expected_calibration_error([calibration.p_comply(r) for r in rewards], labels))
 
 
 def _int8_except_ffn_out(model: CsrmModel) -> CsrmModel:
@@ -280,7 +309,8 @@ def _build_scorers(
         "int8-dynamic-ffn-out-fp32": _int8_except_ffn_out(load_bench_model(checkpoint)),
     }
     head = "trained"
-    if not fp32.config.eval_metrics and hasattr(fp32.torch_model, "classifier"):
+    has_weights = any((checkpoint / name).is_file() for name in ("config.json", "adapter_config.json"))
+    if not has_weights and hasattr(fp32.torch_model, "classifier"):
         weight, bias = _probe_head(fp32, items, args.batch)
         for model in models.values():
             _set_head(model, weight, bias)
@@ -308,6 +338,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         labels = [labels[i] for i in kept] if labels is not None else None
         paths: dict[str, dict[str, Any]] = {}
         reference: list[float] = []
+        calibration, calibration_source = None, "none"
         for name, score in scorers.items():
             entry: dict[str, Any] = {}
             for tokens in args.tokens:
@@ -315,10 +346,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 entry[f"items_per_s_{tokens}"] = round(rate, 2)
             rewards = _rewards(score, encoded, args.batch)
             reference = reference or rewards
+            if calibration is None and labels is not None and head == "trained":
+                calibration, calibration_source = _calibration(fp32, reference, labels)
             entry["spearman_vs_fp32"] = round(spearman(reference, rewards), 5)
             entry["max_abs_reward_diff"] = round(max(abs(a - b) for a, b in zip(reference, rewards, strict=True)), 5)
-            if labels is not None and args.ece and head == "trained":
-                entry["ece"] = round(_ece(fp32, rewards, labels), 5)
+            if calibration is not None and labels is not None and args.ece:
+                entry["ece"] = round(_ece(calibration, rewards, labels), 5)
+                entry["verdict_agreement_vs_fp32"] = round(_agreement(calibration, reference, rewards), 5)
+            entry["max_abs_batch_vs_alone"] = round(_batch_dependence(score, encoded[: args.invariance]), 5)
             paths[name] = entry
             print(name, json.dumps(entry), flush=True)
         _add_speedups(paths, args.tokens)
@@ -326,6 +361,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "checkpoint": str(checkpoint),
             "model_id": fp32.model_id,
             "head": head,
+            "calibration": calibration_source,
             "validation": {"source": source, "items": len(inputs), "mean_tokens": _mean_tokens(encoded)},
             "batch": args.batch,
             "torch": torch.__version__,
@@ -367,6 +403,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=32, help="items per batch")
     parser.add_argument("--reps", type=int, default=3, help="timed passes per measurement (best is kept)")
     parser.add_argument("--validation", type=int, default=256, help="validation items")
+    parser.add_argument("--invariance", type=int, default=32, help="items scored alone vs batched (batch dependence)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime")
     parser.add_argument("--no-ece", dest="ece", action="store_false", help="skip ECE (untrained heads)")

@@ -4,10 +4,12 @@
 feed-forward projections, and the BERT pooler) by a dynamically quantised one: weights int8 per output channel,
 activations quantised per batch at run time (``torch.ao.quantization.quantize_dynamic``). The scalar reward head
 (``classifier`` / ``score``) stays float32, so the reward's scale is untouched; embeddings and layer norms stay
-float32 too. CPU only (fbgemm kernels); on CUDA the model runs bfloat16 instead and ``auto`` resolves to ``none``.
+float32 too. CPU only (fbgemm kernels); on CUDA the model runs bfloat16 instead.
 
-BENCHMARKS.md ("CPU speed path") has its speed and its agreement with float32; the service's setting is
-``CSRM_QUANTIZE``.
+Trade-off (numbers in BENCHMARKS.md, "CPU speed path"): about 1.6-1.9x the float32 throughput on this CPU and the
+same ranking (Spearman >= 0.99 against float32), but activations are quantised with one scale per batch tensor,
+so an item's reward moves a little with the items it is batched with (float32 rows never interact). It is
+therefore opt-in (``CSRM_QUANTIZE=int8-dynamic``), for throughput-first bulk scoring; the default is ``none``.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = ["QUANTIZE_MODES", "QuantizeMode", "quantize_model", "resolve_quantize"]
 
-QuantizeMode = Literal["auto", "none", "int8-dynamic"]
+QuantizeMode = Literal["none", "int8-dynamic"]
 QUANTIZE_MODES: tuple[str, ...] = get_args(QuantizeMode)
 
 _HEAD_NAMES = frozenset({"classifier", "score"})
 
 
 def resolve_quantize(mode: str, device: str) -> str:
-    """Resolve ``auto``: ``int8-dynamic`` on CPU, ``none`` elsewhere. Other modes pass through.
+    """Check ``mode`` against the device and return it.
 
     Raises:
         ValueError: Unknown mode, or ``int8-dynamic`` asked for on a non-CPU device.
@@ -37,8 +39,6 @@ def resolve_quantize(mode: str, device: str) -> str:
     if mode not in QUANTIZE_MODES:
         raise ValueError(f"unknown quantize mode {mode!r}; use one of {', '.join(QUANTIZE_MODES)}")
     on_cpu = torch.device(device).type == "cpu"
-    if mode == "auto":
-        return "int8-dynamic" if on_cpu else "none"
     if mode == "int8-dynamic" and not on_cpu:
         raise ValueError(f"int8-dynamic quantisation runs on CPU only, not on {device}")
     return mode
@@ -49,7 +49,7 @@ def quantize_model(model: CsrmModel, mode: str) -> CsrmModel:
 
     Args:
         model: A loaded float32 CsrmModel on CPU (not shared with a thread that is scoring).
-        mode: ``none``, ``int8-dynamic`` or ``auto`` (see ``resolve_quantize``).
+        mode: ``none`` or ``int8-dynamic``.
 
     Raises:
         ValueError: Unknown mode, a non-CPU model, or a model that is not float32.

@@ -74,9 +74,10 @@ def load_engine(settings: Settings) -> Engine:
         models.errors.CheckpointError: The checkpoint is missing or invalid.
     """
     from models.checkpoint import default_checkpoint_path, load_checkpoint
+    from models.quantize import quantize_model
 
     path = settings.model if settings.model is not None else default_checkpoint_path()
-    model = load_checkpoint(path, device=settings.device, dtype=settings.dtype)
+    model = quantize_model(load_checkpoint(path, device=settings.device, dtype=settings.dtype), settings.quantize)
     logger.info("loaded model %s (%s) from %s on %s", model.model_id, model.checksum[:12], path, model.device)
     return TorchEngine(model)
 

@@ -19,17 +19,14 @@ ITEMS = [
 
 
 class TestResolveQuantize:
-    def test_auto_is_int8_on_cpu_and_none_elsewhere(self) -> None:
-        assert resolve_quantize("auto", "cpu") == "int8-dynamic"
-        assert resolve_quantize("auto", "cuda:0") == "none"
-
     def test_explicit_modes_pass_through_on_cpu(self) -> None:
         assert resolve_quantize("none", "cpu") == "none"
         assert resolve_quantize("int8-dynamic", "cpu") == "int8-dynamic"
 
     def test_rejects_unknown_mode_and_int8_off_cpu(self) -> None:
-        with pytest.raises(ValueError, match="unknown quantize mode"):
-            resolve_quantize("int4", "cpu")
+        for mode in ("int4", "auto"):
+            with pytest.raises(ValueError, match="unknown quantize mode"):
+                resolve_quantize(mode, "cpu")
         with pytest.raises(ValueError, match="CPU only"):
             resolve_quantize("int8-dynamic", "cuda")
 
