@@ -87,10 +87,11 @@ def default_config(
     )  # fmt: skip
 
 
-def _server_specs(checkpoint: Path, config: BenchConfig) -> dict[str, ServerSpec]:
+def _server_specs(checkpoint: Path, config: BenchConfig, scratch: Path) -> dict[str, ServerSpec]:
     service_env = (
         ("CSRM_QUANTIZE", config.quantize), ("CSRM_POLICY_STORE", "memory:"), ("CSRM_LOG_LEVEL", "warning"),
-        ("CSRM_DEVICE", config.device), ("TOKENIZERS_PARALLELISM", "false"),
+        ("CSRM_DEVICE", config.device), ("CSRM_KEYS_FILE", str(scratch / "no-keys.json")),
+        ("TOKENIZERS_PARALLELISM", "false"),
     )  # fmt: skip
     ck, quantize, device = str(checkpoint), config.quantize, config.device
     return {
@@ -217,7 +218,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         offline = _offline(checkpoint, config, workloads)
         for name, result in offline.items():
             print(f"  offline   {name:12s} {result.items_per_s:8.1f} items/s at batch {result.best_batch_size}", flush=True)
-        specs = _server_specs(checkpoint, config)
+        specs = _server_specs(checkpoint, config, Path(scratch))
         contenders = {
             name: _run_contender(specs[name], config, workloads, offline, Path(scratch)) for name in config.contenders
         }
