@@ -63,6 +63,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversation-budget", type=int, default=d.conversation_budget,
                    help="training-time cap on conversation tokens per item")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
+    p.add_argument("--init-adapter", type=Path, default=None,
+                   help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
     p.add_argument("--w-bt", type=float, default=d.w_bt)
     p.add_argument("--w-bce", type=float, default=d.w_bce)
     p.add_argument("--seed", type=int, default=d.seed)
@@ -121,7 +123,11 @@ def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
-    if not cfg.full_finetune:
+    if args.init_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)
+    elif not cfg.full_finetune:
         model = wrap_lora(model, cfg)
     return model.to(device), tok, device
 
@@ -227,6 +233,7 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
         if not recs or name == "mixed_val":
             continue
         scores = score_records(model, recs, progress=progress)
+        _dump_scores(work / "eval" / f"{name}.scores.jsonl", recs, scores)
         out[name] = compute_metrics(recs, scores, cal)
         for flag, tag in ((False, "seen_wording"), (True, "unseen_wording")):
             sub = [(r, s) for r, s in zip(recs, scores, strict=True) if bool(r.get("held_out_wording")) == flag]
@@ -242,6 +249,17 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
                                 work / "eval" / f"reliability_{name}.png", title=name)
         logger.info("%s: %s", name, {k: v for k, v in out[name].items() if not isinstance(v, dict)})
     return out
+
+
+def _dump_scores(path: Path, recs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> None:
+    """Per-record rewards beside the records' identifying fields, for error analysis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = ("source", "group", "policy_id", "label", "response_kind", "flip", "held_out_wording", "family")
+    with open(path, "w", encoding="utf-8") as fh:
+        for rec, score in zip(recs, scores, strict=True):
+            row = {k: rec.get(k) for k in keys}
+            row["reward"] = score
+            fh.write(json.dumps(row) + "\n")
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:

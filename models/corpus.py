@@ -92,7 +92,7 @@ def _drop_overlaps(examples: list[Example], goals: Iterable[str], threshold: flo
     goal_sets = [_tokens(g) for g in goals]
     kept = []
     for ex in examples:
-        q = _tokens(ex.messages[-1][1])
+        q = _tokens(str(ex.meta.get("query") or ex.messages[-1][1]))
         if not any(len(q & g) / max(1, len(q | g)) >= threshold for g in goal_sets):
             kept.append(ex)
     return kept
@@ -200,7 +200,7 @@ def _load_examples(root: Path, use_sharegpt: bool, rng: random.Random) -> dict[s
             sg = []
         sens = [e for e in sg if e.meta.get("sensitive")]
         rest = [e for e in sg if not e.meta.get("sensitive")]
-        out["sharegpt"] = sens + rng.sample(rest, min(len(rest), 900))
+        out["sharegpt"] = sens + rng.sample(rest, min(len(rest), 300))
     return out
 
 
@@ -258,7 +258,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     n = lambda k: int(k * scale)  # noqa: E731
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
-        "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(9), rng), []),
+        "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
         "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
@@ -267,8 +267,8 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
         "benign": _benign_split(ex["benign"]),
         "sharegpt": _split(ex.get("sharegpt", []), 0.1),
     }
-    caps = {"aisafetylab": n(700), "cst": n(600), "cst_truthful": n(350), "moderation": n(800),
-            "benign": 10_000, "sharegpt": n(900), "gptfuzz": 10_000}
+    caps = {"aisafetylab": n(800), "cst": n(600), "cst_truthful": n(200), "moderation": n(500),
+            "benign": 10_000, "sharegpt": 10_000, "gptfuzz": 10_000}
     flip_p = {"gptfuzz": 0.6, "aisafetylab": 0.6, "cst": 0.6, "moderation": 0.6, "benign": 1.0,
               "sharegpt": 0.4, "cst_truthful": 0.2}
     train: list[dict[str, Any]] = []

@@ -221,21 +221,25 @@ def _first(row: dict[str, Any], *keys: str) -> Any:
 def load_aisafetylab(root: Path) -> list[Example]:
     """AISafetyLab Vicuna-7B attack responses; ``final_score`` 1 (Llama-Guard-3 unsafe) -> ``harmful``.
 
-    The user turn is the plain behaviour (``query``/``goals``); attack prompts (ciphers, GCG suffixes) are not kept.
+    The user turn is the attack prompt actually sent (``jailbreak_prompt``/``final_query``) for a deterministic half
+    of the rows that have one, else the plain behaviour (``query``/``goals``), so that both plain and jailbreak-style
+    requests are seen; the split group is always the behaviour.
     """
     out: list[Example] = []
     for path in sorted((Path(root) / "aisafetylab_llamaguard3").glob("*.json")):
         rows = json.loads(path.read_text(encoding="utf-8"))
-        for row in rows:
+        for i, row in enumerate(rows):
             query = _first(row, "query", "goals")
             response = row.get("final_response")
             if not query or not isinstance(response, str) or not response.strip() or row.get("final_score") is None:
                 continue
+            attack = _first(row, "jailbreak_prompt", "final_query")
+            use_attack = isinstance(attack, str) and attack.strip() and group_split(f"{path.name}:{i}", 0.5, "attack")
             out.append(Example(
-                messages=_user(query), response=response.strip(),
+                messages=_user(attack if use_attack else query), response=response.strip(),
                 kind="harmful" if int(row["final_score"]) == 1 else "safe", categories=infer_categories(query),
                 source="aisafetylab", group=f"harm:{group_key(query)}", harmful_request=True,
-                meta={"file": path.name}))
+                meta={"file": path.name, "query": query}))
     return out
 
 

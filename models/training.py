@@ -49,7 +49,7 @@ class TrainConfig:
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 16
-    lr: float = 5e-4
+    lr: float = 8e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_length: int = 512
