@@ -80,7 +80,7 @@ def default_config(
             Scenario("bulk-closed", "bulk", clients=2, max_requests=64, max_seconds=seconds),
             Scenario("chat-open", "chat", rate_factor=0.6, max_requests=2000, max_seconds=seconds * 0.75),
         )
-        distinct, batch_sizes = {"chat": 192, "long": 64, "bulk": 3}, (1, 4, 8, 16, 32, 64)
+        distinct, batch_sizes = {"chat": 128, "long": 48, "bulk": 2}, (1, 8, 16, 32, 64)
     return BenchConfig(
         quick, checkpoint, quantize, device, clients, seconds, contenders, policy_text, 32, 0.005, batch_sizes,
         distinct, scenarios,
@@ -125,7 +125,7 @@ def _offline(checkpoint: Path, config: BenchConfig, workloads: dict[str, Workloa
     model = load_bench_model(checkpoint, quantize=config.quantize, device=config.device)
     results = {
         name: offline_sweep(
-            model, name, w.inputs(), config.batch_sizes, reps=1 if config.quick else 2, max_seconds=60.0
+            model, name, w.inputs(), config.batch_sizes, reps=1 if config.quick else 2, max_seconds=45.0
         )
         for name, w in workloads.items()
     }
