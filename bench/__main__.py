@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = default_config(
         quick=args.quick, checkpoint=args.checkpoint, quantize=_resolve_quantize(args.quantize),
-        clients=args.clients, seconds=args.seconds or (4.0 if args.quick else 20.0), contenders=contenders,
+        clients=args.clients, seconds=args.seconds or (4.0 if args.quick else 15.0), contenders=contenders,
         policy_text=args.policy_text, device=args.device,
     )  # fmt: skip
     raw = run_bench(config)

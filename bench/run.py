@@ -125,7 +125,7 @@ def _offline(checkpoint: Path, config: BenchConfig, workloads: dict[str, Workloa
     model = load_bench_model(checkpoint, quantize=config.quantize, device=config.device)
     results = {
         name: offline_sweep(
-            model, name, w.inputs(), config.batch_sizes, reps=1 if config.quick else 2, max_seconds=45.0
+            model, name, w.inputs(), config.batch_sizes, reps=1 if config.quick else 2, max_seconds=30.0
         )
         for name, w in workloads.items()
     }
