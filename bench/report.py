@@ -69,7 +69,10 @@ def build_results(raw: dict[str, Any], config: BenchConfig, command: str) -> dic
     from bench.run import HEADLINE  # noqa: PLC0415
 
     offline = raw["offline"].get("chat") or next(iter(raw["offline"].values()))
-    out: dict[str, Any] = {"offline_items_per_s": offline["items_per_s"], "offline_batch_ms_p99": offline["batch_ms_p99"]}
+    out: dict[str, Any] = {
+        "offline_items_per_s": offline["items_per_s"],
+        "offline_batch_ms_p99": offline["batch_ms_p99"],
+    }
     for name in ("service", "naive", "litserve"):
         headline = raw["contenders"].get(name, {}).get("scenarios", {}).get(HEADLINE, {})
         out[f"{name}_items_per_s"] = headline.get("items_per_s", 0.0)
@@ -128,7 +131,8 @@ def markdown_section(results: dict[str, Any]) -> str:
         "",
         "Offline (engine alone, length-sorted batches, tokenization included):",
         "",
-        "| workload | items | mean tokens | best batch | items/s | by batch size | unsorted items/s | padding sorted / unsorted |",
+        "| workload | items | mean tokens | best batch | items/s | by batch size | unsorted items/s "
+        "| padding sorted / unsorted |",
         "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for name, o in results["offline"].items():

@@ -212,12 +212,14 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         checkpoint = resolve_checkpoint(config.checkpoint, Path(scratch))
         names = sorted({s.workload for s in config.scenarios})
         workloads = {
-            n: build_workload(n, config.distinct[n], policy_text=config.policy_text) for n in names  # type: ignore[arg-type]
+            n: build_workload(n, config.distinct[n], policy_text=config.policy_text)  # type: ignore[arg-type]
+            for n in names
         }
         print(f"checkpoint {checkpoint}; quantize {config.quantize}; load {load_before}", flush=True)
         offline = _offline(checkpoint, config, workloads)
         for name, result in offline.items():
-            print(f"  offline   {name:12s} {result.items_per_s:8.1f} items/s at batch {result.best_batch_size}", flush=True)
+            rate, size = result.items_per_s, result.best_batch_size
+            print(f"  offline   {name:12s} {rate:8.1f} items/s at batch {size}", flush=True)
         specs = _server_specs(checkpoint, config, Path(scratch))
         contenders = {
             name: _run_contender(specs[name], config, workloads, offline, Path(scratch)) for name in config.contenders

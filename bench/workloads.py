@@ -258,7 +258,10 @@ def _extend(rng: random.Random, text: str, words: int) -> str:
     parts = [text]
     total = len(text.split())
     while total < words:
-        sentence = rng.choice(_FILLER) if rng.random() < 0.6 else f"About {rng.choice(_SUBJECTS)}, {rng.choice(_VERBS)} it."
+        if rng.random() < 0.6:
+            sentence = rng.choice(_FILLER)
+        else:
+            sentence = f"About {rng.choice(_SUBJECTS)}, {rng.choice(_VERBS)} it."
         parts.append(sentence)
         total += len(sentence.split())
     return " ".join(parts)
