@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     )
     quantize: Literal["none", "int8-dynamic"] = Field(
         "none",
-        description="CPU speed path: `int8-dynamic` quantises the backbone's linear layers (about 1.6-1.9x the "
-        "float32 throughput, same ranking; an item's reward then moves slightly with its batch-mates), "
+        description="CPU speed path: `int8-dynamic` quantises the backbone's linear layers (about 1.6-2.2x the "
+        "float32 throughput; rewards then move slightly with their batch-mates and the calibration drifts), "
         "see BENCHMARKS.md. CPU and float32 only.",
     )
     default_policy: str = Field(
