@@ -7,9 +7,11 @@ behind it, and the test opens the gate when it has checked what it wanted. No ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import zlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -55,6 +57,21 @@ async def _wait_until(predicate: Any) -> None:
 
 async def _engine_entered(engine: FakeEngine) -> None:
     assert await anyio.to_thread.run_sync(engine.entered.wait, 30)
+
+
+@contextlib.asynccontextmanager
+async def _busy_engine(settings: Any) -> AsyncIterator[tuple[Any, Any, FakeEngine, threading.Event, Any]]:
+    """An app whose FakeEngine is held on its gate while it scores one request.
+
+    Yields (app, client, engine, gate, running): `running` is that request's task; `gate.set()` releases it.
+    """
+    gate = threading.Event()
+    engine = FakeEngine(gate=gate)
+    app = create_app(settings, engine=engine)
+    async with serve(app) as client:
+        running = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
+        await _engine_entered(engine)
+        yield app, client, engine, gate, running
 
 
 @pytest.fixture(params=["encoder", "decoder"])
@@ -186,12 +203,7 @@ class TestPolicies:
 
 class TestBatching:
     async def test_concurrent_requests_are_batched(self, make_settings: Any) -> None:
-        gate = threading.Event()
-        engine = FakeEngine(gate=gate)
-        app = create_app(make_settings(), engine=engine)
-        async with serve(app) as client:
-            first = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
-            await _engine_entered(engine)
+        async with _busy_engine(make_settings()) as (app, client, engine, gate, first):
             others = [
                 asyncio.create_task(client.post("/v1/score", json={"items": [item]})) for item in ITEMS[1:]
             ]
@@ -206,12 +218,7 @@ class TestBatching:
         assert samples[("csrm_batch_size_bucket", (("le", "1.0"),))] < samples[("csrm_batch_size_count", ())]
 
     async def test_full_queue_gives_429_with_retry_after(self, make_settings: Any) -> None:
-        gate = threading.Event()
-        engine = FakeEngine(gate=gate)
-        app = create_app(make_settings(batcher={"max_queue_items": 2}), engine=engine)
-        async with serve(app) as client:
-            running = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
-            await _engine_entered(engine)
+        async with _busy_engine(make_settings(batcher={"max_queue_items": 2})) as (app, client, engine, gate, running):
             queued = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[1:3]}))
             await _wait_until(lambda: app.state.batcher.queued_items == 2)
             refused = await client.post("/v1/score", json={"items": ITEMS[3:4]})
@@ -225,12 +232,7 @@ class TestBatching:
         assert samples[("csrm_request_failures_total", (("reason", "overloaded"),))] == 1
 
     async def test_expired_deadline_gives_504_and_is_never_computed(self, make_settings: Any) -> None:
-        gate = threading.Event()
-        engine = FakeEngine(gate=gate)
-        app = create_app(make_settings(), engine=engine)
-        async with serve(app) as client:
-            running = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
-            await _engine_entered(engine)
+        async with _busy_engine(make_settings()) as (app, client, engine, gate, running):
             late = await client.post(
                 "/v1/score",
                 json={"items": [{"prompt": "x", "response": "deadlinemarker"}], "deadline_ms": 20},
@@ -243,12 +245,7 @@ class TestBatching:
         assert _marker_id("deadlinemarker") not in _seen_ids(engine)
 
     async def test_cancelled_request_is_never_computed(self, make_settings: Any) -> None:
-        gate = threading.Event()
-        engine = FakeEngine(gate=gate)
-        app = create_app(make_settings(), engine=engine)
-        async with serve(app) as client:
-            running = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
-            await _engine_entered(engine)
+        async with _busy_engine(make_settings()) as (app, client, engine, gate, running):
             doomed = asyncio.create_task(
                 client.post("/v1/score", json={"items": [{"prompt": "x", "response": "cancelmarker"}]})
             )
@@ -266,12 +263,7 @@ class TestBatching:
 
     async def test_client_disconnect_cancels_its_items(self, make_settings: Any) -> None:
         """A raw ASGI call whose client sends `http.disconnect` while its item is queued (what uvicorn does)."""
-        gate = threading.Event()
-        engine = FakeEngine(gate=gate)
-        app = create_app(make_settings(), engine=engine)
-        async with serve(app) as client:
-            running = asyncio.create_task(client.post("/v1/score", json={"items": ITEMS[:1]}))
-            await _engine_entered(engine)
+        async with _busy_engine(make_settings()) as (app, client, engine, gate, running):
             disconnect = asyncio.Event()
             body = b'{"items": [{"prompt": "x", "response": "disconnectmarker"}]}'
             messages = [{"type": "http.request", "body": body, "more_body": False}]
