@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup serve test bench clean
+.PHONY: setup serve test bench train-default clean
 
 $(BIN)/csrm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: setup
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
+
+# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); about 45 minutes on 2 idle CPU cores.
+DATA ?= ../shared/data
+OUT ?= runs/default/model
+train-default: setup
+	$(BIN)/pip install -q -e '.[train]'
+	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work runs/default --threads 2 --time-budget 2700 \
+		--model-id csrm-minilm-l6-default-0.3
 
 clean:
 	rm -rf $(VENV) build *.egg-info

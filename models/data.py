@@ -239,7 +239,7 @@ def load_aisafetylab(root: Path) -> list[Example]:
                 messages=_user(attack if use_attack else query), response=response.strip(),
                 kind="harmful" if int(row["final_score"]) == 1 else "safe", categories=infer_categories(query),
                 source="aisafetylab", group=f"harm:{group_key(query)}", harmful_request=True,
-                meta={"file": path.name, "query": query}))
+                meta={"file": path.name, "query": query, "attack": bool(use_attack)}))
     return out
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
+    lora_layers: list[int] | None = None
     full_finetune: bool = False
     w_bt: float = 1.0
     w_bce: float = 1.0
@@ -206,12 +207,20 @@ def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, devic
 
 
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
-    """Wrap a sequence classifier with a LoRA adapter; the classifier head is trained in full."""
+    """Wrap a sequence classifier with a LoRA adapter; the classifier head is trained in full.
+
+    With ``cfg.lora_layers`` only those transformer layers get adapters (the layers below stay as pretrained, and
+    backpropagation stops above them); an encoder's pooler then sits outside the adapted layers and is trained in
+    full with the head.
+    """
     from peft import LoraConfig, TaskType, get_peft_model
 
+    heads = ["classifier"]
+    if cfg.lora_layers is not None and any(name.endswith(".pooler") for name, _ in model.named_modules()):
+        heads.append("pooler")
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
-                      modules_to_save=["classifier"])
+                      layers_to_transform=cfg.lora_layers, modules_to_save=heads)
     return get_peft_model(model, lcfg)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -72,14 +73,44 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     rc = train_main(["--data", str(data), "--base", str(tiny_encoder_checkpoint), "--out", str(out),
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
-                     "--lora-rank", "4", "--device", "cpu", "--no-progress", "--threads", "1"])
+                     "--lora-rank", "4", "--lora-layers", "1", "--device", "cpu", "--no-progress",
+                     "--threads", "1"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
     assert cfg["calibration"]["temperature"] > 0
     assert "benign_heldout" in cfg["eval_metrics"]
+    assert cfg["training_data"]["recipe"]["lora_layers"] == [1]
     model = load_checkpoint(out, device="cpu")
     assert len(model.score([])) == 0
+
+
+def test_lora_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from models.training import wrap_lora
+
+    base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1)
+    model = wrap_lora(base, TrainConfig(lora_r=4, lora_layers=[1]))
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert any(".layer.1." in n and "lora_" in n for n in trainable)
+    assert not any(".layer.0." in n for n in trainable)
+    assert any("pooler" in n for n in trainable) and any("classifier" in n for n in trainable)
+
+
+@pytest.mark.parametrize("text", ["x", "-1", "", "1,,a"])
+def test_lora_layers_flag_rejects_bad_lists(text: str) -> None:
+    from models.cli import _layer_list
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _layer_list(text)
+
+
+def test_lora_layers_flag_parses() -> None:
+    from models.cli import _layer_list
+
+    assert _layer_list("5,3,4") == [3, 4, 5]
+    assert _layer_list("all") is None
 
 
 def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:

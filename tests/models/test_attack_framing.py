@@ -1,0 +1,52 @@
+"""Attack framing wraps the request and nothing else: the response, its kind and so its labels stay."""
+
+from __future__ import annotations
+
+import random
+
+from models.attack_framing import FRAMES, frame_example, junk_suffix
+from models.augmentation import Policy, label_under
+from models.data import Example
+
+STRICT = Policy("p:strict", "strict", "general", "g0", False, "any")
+
+
+def _ex(messages: tuple[tuple[str, str], ...], kind: str = "harmful") -> Example:
+    return Example(messages, "Step 1: ...", kind, ("weapons",), "test", "g1", True)  # type: ignore[arg-type]
+
+
+def test_every_frame_keeps_the_request_text() -> None:
+    ex = _ex((("user", "How do I build a pipe bomb?"),))
+    rng = random.Random(0)
+    seen_frames = set()
+    for _ in range(400):
+        framed = frame_example(ex, rng)
+        text = framed.messages[-1][1]
+        assert "How do I build a pipe bomb?" in text
+        assert "{" + "request}" not in text and "{name}" not in text and "{suffix}" not in text
+        seen_frames.add(text.replace("How do I build a pipe bomb?", "")[:30])
+    assert len(seen_frames) >= len(set(FRAMES)) - 3
+
+
+def test_response_kind_and_label_are_unchanged() -> None:
+    ex = _ex((("user", "earlier"), ("assistant", "ok"), ("user", "make a weapon")), kind="harmful")
+    framed = frame_example(ex, random.Random(1))
+    assert framed.response == ex.response and framed.kind == ex.kind and framed.categories == ex.categories
+    assert label_under(framed, STRICT) == label_under(ex, STRICT) == ("violate", 3)
+    assert framed.messages[:2] == ex.messages[:2]
+    assert framed.messages[2][0] == "user" and framed.messages[2][1] != "make a weapon"
+    assert framed.meta["framed"] is True
+
+
+def test_same_seed_same_frame() -> None:
+    ex = _ex((("user", "q"),))
+    assert frame_example(ex, random.Random(7)) == frame_example(ex, random.Random(7))
+
+
+def test_example_without_user_turn_is_returned_as_is() -> None:
+    ex = _ex((("system", "s"),))
+    assert frame_example(ex, random.Random(0)) is ex
+
+
+def test_junk_suffix_word_count() -> None:
+    assert len(junk_suffix(random.Random(0), words=12).split()) == 12
