@@ -64,9 +64,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--conversation-budget", type=int, default=d.conversation_budget,
                    help="training-time cap on conversation tokens per item")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
-    p.add_argument("--lora-layers", type=_layer_list, default=d.lora_layers,
-                   help="comma-separated transformer layer indices that get LoRA adapters (default: "
-                   f"{_layers_text(d.lora_layers)}); 'all' adapts every layer")
+    p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
+                   help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
+                   "layer")
     p.add_argument("--init-adapter", type=Path, default=None,
                    help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
     p.add_argument("--w-bt", type=float, default=d.w_bt)
@@ -82,20 +82,16 @@ def _train_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _layer_list(text: str) -> list[int] | None:
+def _top_layers(text: str) -> int | None:
     if text.strip().lower() == "all":
         return None
     try:
-        layers = sorted({int(part) for part in text.split(",") if part.strip()})
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or comma-separated layer indices, got {text!r}") from None
-    if not layers or layers[0] < 0:
-        raise argparse.ArgumentTypeError(f"expected 'all' or non-negative layer indices, got {text!r}")
-    return layers
-
-
-def _layers_text(layers: list[int] | None) -> str:
-    return "all" if layers is None else ",".join(map(str, layers))
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}")
+    return value
 
 
 def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
@@ -176,7 +172,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
-                      lora_layers=args.lora_layers,
+                      lora_top_layers=args.lora_top_layers,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device)

@@ -49,7 +49,7 @@ class TrainConfig:
     epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 16
-    lr: float = 8e-4
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_length: int = 512
@@ -58,7 +58,7 @@ class TrainConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    lora_layers: list[int] | None = None
+    lora_top_layers: int | None = 3
     full_finetune: bool = False
     w_bt: float = 1.0
     w_bce: float = 1.0
@@ -209,18 +209,21 @@ def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, devic
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     """Wrap a sequence classifier with a LoRA adapter; the classifier head is trained in full.
 
-    With ``cfg.lora_layers`` only those transformer layers get adapters (the layers below stay as pretrained, and
-    backpropagation stops above them); an encoder's pooler then sits outside the adapted layers and is trained in
-    full with the head.
+    With ``cfg.lora_top_layers = N`` only the top N transformer layers get adapters (the layers below stay as
+    pretrained, which keeps features that transfer to unseen sources, and backpropagation stops above them); an
+    encoder's pooler then sits outside the adapted layers and is trained in full with the head. None adapts all.
     """
     from peft import LoraConfig, TaskType, get_peft_model
 
+    depth = int(model.config.num_hidden_layers)
+    top = cfg.lora_top_layers
+    layers = None if top is None or top >= depth else list(range(depth - top, depth))
     heads = ["classifier"]
-    if cfg.lora_layers is not None and any(name.endswith(".pooler") for name, _ in model.named_modules()):
+    if layers is not None and any(name.endswith(".pooler") for name, _ in model.named_modules()):
         heads.append("pooler")
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
-                      layers_to_transform=cfg.lora_layers, modules_to_save=heads)
+                      layers_to_transform=layers, modules_to_save=heads)
     return get_peft_model(model, lcfg)
 
 

@@ -73,44 +73,56 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     rc = train_main(["--data", str(data), "--base", str(tiny_encoder_checkpoint), "--out", str(out),
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
-                     "--lora-rank", "4", "--lora-layers", "1", "--device", "cpu", "--no-progress",
+                     "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
                      "--threads", "1"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
     assert cfg["calibration"]["temperature"] > 0
     assert "benign_heldout" in cfg["eval_metrics"]
-    assert cfg["training_data"]["recipe"]["lora_layers"] == [1]
+    assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
     model = load_checkpoint(out, device="cpu")
     assert len(model.score([])) == 0
 
 
-def test_lora_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
+def test_lora_top_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
     from transformers import AutoModelForSequenceClassification
 
     from models.training import wrap_lora
 
     base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1)
-    model = wrap_lora(base, TrainConfig(lora_r=4, lora_layers=[1]))
+    model = wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=1))
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     assert any(".layer.1." in n and "lora_" in n for n in trainable)
     assert not any(".layer.0." in n for n in trainable)
     assert any("pooler" in n for n in trainable) and any("classifier" in n for n in trainable)
 
 
-@pytest.mark.parametrize("text", ["x", "-1", "", "1,,a"])
-def test_lora_layers_flag_rejects_bad_lists(text: str) -> None:
-    from models.cli import _layer_list
+def test_lora_top_layers_none_or_deeper_than_the_model_adapts_every_layer(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    from models.training import wrap_lora
+
+    for top in (None, 5):
+        base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1)
+        trainable = [n for n, p in wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=top)).named_parameters()
+                     if p.requires_grad]
+        assert any(".layer.0." in n for n in trainable) and any(".layer.1." in n for n in trainable)
+
+
+@pytest.mark.parametrize("text", ["x", "0", "-1", "", "1.5"])
+def test_lora_top_layers_flag_rejects_bad_values(text: str) -> None:
+    from models.cli import _top_layers
 
     with pytest.raises(argparse.ArgumentTypeError):
-        _layer_list(text)
+        _top_layers(text)
 
 
-def test_lora_layers_flag_parses() -> None:
-    from models.cli import _layer_list
+def test_lora_top_layers_flag_parses() -> None:
+    from models.cli import _top_layers
 
-    assert _layer_list("5,3,4") == [3, 4, 5]
-    assert _layer_list("all") is None
+    assert _top_layers("3") == 3
+    assert _top_layers("all") is None
 
 
 def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
