@@ -31,7 +31,7 @@ DATA ?= ../shared/data
 OUT ?= runs/default/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
-	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work runs/default --threads 2 --time-budget 2700 \
+	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work runs/default --threads 2 --epochs 1.2 --time-budget 2700 \
 		--model-id csrm-minilm-l6-default-0.3
 
 clean:
