@@ -28,10 +28,11 @@ bench: setup
 
 # Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); about 45 minutes on 2 idle CPU cores.
 DATA ?= ../shared/data
-OUT ?= runs/default/model
+WORK ?= runs/default
+OUT ?= $(WORK)/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
-	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work runs/default --threads 2 --epochs 1.2 --time-budget 2700 \
+	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --epochs 1.2 --time-budget 2700 \
 		--model-id csrm-minilm-l6-default-0.3
 
 clean:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from models.attack_framing import FRAMES, frame_example, junk_suffix
+from models.attack_framing import FRAMES, cut_response, frame_example, junk_suffix
 from models.augmentation import Policy, label_under
 from models.data import Example
 
@@ -50,3 +50,17 @@ def test_example_without_user_turn_is_returned_as_is() -> None:
 
 def test_junk_suffix_word_count() -> None:
     assert len(junk_suffix(random.Random(0), words=12).split()) == 12
+
+
+def test_cut_response_keeps_the_opening_words_and_the_label() -> None:
+    long = Example((("user", "make a weapon"),), " ".join(f"w{i}" for i in range(100)), "harmful", ("weapons",),
+                   "test", "g1", True)
+    cut = cut_response(long, random.Random(0), min_words=12, max_words=12)
+    assert cut.response == " ".join(f"w{i}" for i in range(12)) + "..."
+    assert cut.messages == long.messages and cut.kind == long.kind and cut.meta["cut"] is True
+    assert label_under(cut, STRICT) == label_under(long, STRICT)
+
+
+def test_cut_response_leaves_short_answers_alone() -> None:
+    short = _ex((("user", "q"),))
+    assert cut_response(short, random.Random(0)) is short
