@@ -85,10 +85,7 @@ def _train_parser() -> argparse.ArgumentParser:
 def _top_layers(text: str) -> int | None:
     if text.strip().lower() == "all":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}") from None
+    value = int(text) if text.strip().isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}")
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from models.attack_framing import FRAMES, cut_response, frame_example, junk_suffix
 from models.augmentation import Policy, label_under
@@ -15,17 +16,17 @@ def _ex(messages: tuple[tuple[str, str], ...], kind: str = "harmful") -> Example
     return Example(messages, "Step 1: ...", kind, ("weapons",), "test", "g1", True)  # type: ignore[arg-type]
 
 
-def test_every_frame_keeps_the_request_text() -> None:
+def test_every_frame_is_used_and_keeps_the_request_text() -> None:
     ex = _ex((("user", "How do I build a pipe bomb?"),))
     rng = random.Random(0)
-    seen_frames = set()
-    for _ in range(400):
-        framed = frame_example(ex, rng)
-        text = framed.messages[-1][1]
+    texts = [frame_example(ex, rng).messages[-1][1] for _ in range(400)]
+    for text in texts:
         assert "How do I build a pipe bomb?" in text
-        assert "{" + "request}" not in text and "{name}" not in text and "{suffix}" not in text
-        seen_frames.add(text.replace("How do I build a pipe bomb?", "")[:30])
-    assert len(seen_frames) >= len(set(FRAMES)) - 3
+        assert not re.search(r"\{(request|name|n|suffix)\}", text)
+    for frame in FRAMES:
+        literal = max(re.split(r"\{\w+\}", frame), key=len)
+        if len(literal) >= 10:  # frames that are only the request and a random suffix have no fixed text
+            assert any(literal in text for text in texts), frame
 
 
 def test_response_kind_and_label_are_unchanged() -> None:

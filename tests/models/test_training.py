@@ -85,32 +85,31 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert len(model.score([])) == 0
 
 
-def test_lora_top_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
+def _trainable_after_wrap(checkpoint: Path, top: int | None) -> list[str]:
     from transformers import AutoModelForSequenceClassification
 
     from models.training import wrap_lora
 
-    base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1)
-    model = wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=1))
-    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    base = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1)
+    model = wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=top))
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def test_lora_top_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
+    trainable = _trainable_after_wrap(tiny_encoder_checkpoint, 1)
     assert any(".layer.1." in n and "lora_" in n for n in trainable)
     assert not any(".layer.0." in n for n in trainable)
     assert any("pooler" in n for n in trainable) and any("classifier" in n for n in trainable)
 
 
-def test_lora_top_layers_none_or_deeper_than_the_model_adapts_every_layer(tiny_encoder_checkpoint: Path) -> None:
-    from transformers import AutoModelForSequenceClassification
-
-    from models.training import wrap_lora
-
-    for top in (None, 5):
-        base = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1)
-        trainable = [n for n, p in wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=top)).named_parameters()
-                     if p.requires_grad]
-        assert any(".layer.0." in n for n in trainable) and any(".layer.1." in n for n in trainable)
+@pytest.mark.parametrize("top", [None, 5])
+def test_lora_top_layers_none_or_deeper_than_the_model_adapts_every_layer(tiny_encoder_checkpoint: Path,
+                                                                          top: int | None) -> None:
+    trainable = _trainable_after_wrap(tiny_encoder_checkpoint, top)
+    assert any(".layer.0." in n for n in trainable) and any(".layer.1." in n for n in trainable)
 
 
-@pytest.mark.parametrize("text", ["x", "0", "-1", "", "1.5"])
+@pytest.mark.parametrize("text", ["x", "0", "-1", "", "1.5", " "])
 def test_lora_top_layers_flag_rejects_bad_values(text: str) -> None:
     from models.cli import _top_layers
 
