@@ -32,8 +32,8 @@ WORK ?= runs/default
 OUT ?= $(WORK)/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
-	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --epochs 1.2 --time-budget 2700 \
-		--model-id csrm-minilm-l6-default-0.4
+	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --epochs 0.8 --time-budget 2700 \
+		--model-id csrm-minilm-l6-default-0.5
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,13 +3,15 @@
 Splits are by prompt/behaviour group, never by row:
 
 * **train**: GPTFuzz ``train.csv`` questions, AISafetyLab, configurable-safety-tuning (harmless and truthfulness),
-  HH-RLHF, OpenAI moderation, ShareGPT (when installed) and our benign-but-sensitive set, minus held-out groups,
+  HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set and our deployment-contrast
+  set (`models.deployment_contrast`), minus held-out groups or topics,
   under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the held-out source), and
   AISafetyLab behaviours that overlap a JailbreakBench goal are dropped.
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
-  ``calib`` marks the half used to fit the calibration), ``pairs_val`` and ``bundled_examples``.
+  ``calib`` marks the half used to fit the calibration), ``pairs_val``, ``bundled_examples`` and
+  ``deployment_heldout`` (held-out topics of `models.deployment_contrast` under the library policies).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from models.augmentation import (
     random_allowed,
 )
 from models.benign_sensitive import benign_sensitive_examples
+from models.deployment_contrast import deployment_records
 from models.data import CATEGORIES, MODERATION_CODES, Example
 from models.policy_texts import render_structured
 
@@ -60,6 +63,12 @@ pairs and evaluation suites keep the plain requests."""
 
 CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
 """Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
+
+
+FLIP_GROUPS_HARMFUL = 2
+"""Contrasting-policy groups per harmful answer (one policy allows its categories, one does not; their labels
+differ, so training pairs them, see `models.training.encode_records`); other answers to harmful requests get one
+group with the source's flip probability."""
 
 
 def _render_library_spec(spec: dict[str, Any]) -> str:
@@ -150,11 +159,13 @@ def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: fl
     recs = [point_record(ex, _policy_for(ex, fac, rng))]
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
-    if ex.harmful_request and rng.random() < flip_p:
-        pols = _flip_policies(ex, fac, rng)
-        if pols is not None:
+    if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
+        flips = [pols for _ in range(FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1)
+                 if (pols := _flip_policies(ex, fac, rng)) is not None]
+        for pols in flips:
             flip_id[0] += 1
             recs += [point_record(ex, p, flip=f"f{flip_id[0]}") for p in pols]
+        if flips:
             return recs
     for _ in range(extra):
         pol = fac.category_policy(rng, random_allowed(rng, (), exclude=ex.categories))
@@ -297,6 +308,8 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     hh_tr, hh_val = [p for p in hh if not D.group_split(p.group, 0.1)], [p for p in hh if D.group_split(p.group, 0.1)]
     train += [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
     train += _cst_system_pairs(Path(root), rng, n(400))
+    deployment_train, deployment_held = deployment_records(bundled)
+    train += deployment_train
     rng.shuffle(train)
 
     suites = _suites(ex, splits, seen, unseen, bundled, rng)
@@ -304,6 +317,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     held_all = [e for name, (_, h) in splits.items() for e in h if name != "sharegpt"]
     suites["pairs_val"] += _pairs_within_groups(held_all, seen, rng, per_group=1)
     suites["bundled_examples"] = bundled_examples
+    suites["deployment_heldout"] = deployment_held
     return {"train": train, **suites}
 
 

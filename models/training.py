@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,14 +139,22 @@ class TemplatePool:
 
 
 def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInput], EncodedInput]) -> list[Unit]:
-    """Encode canonical records into units, skipping (and logging) records the template refuses."""
+    """Encode canonical records into units, skipping (and logging) records the template refuses.
+
+    Point records that share a ``flip`` id (one conversation under contrasting policies) with one ``comply`` and one
+    ``violate`` label also form a pair unit, comply over violate: the Bradley-Terry term on that pair sees only the
+    policy change, which is what teaches the model to read the configuration.
+    """
     units: list[Unit] = []
+    flips: dict[str, dict[str, EncodedInput]] = defaultdict(dict)
     skipped = 0
     for rec in records:
         try:
             if rec["kind"] == "point":
-                units.append(Unit(encode(_to_input(rec, rec["response"])),
-                                  label=1.0 if rec["label"] == "comply" else 0.0))
+                enc = encode(_to_input(rec, rec["response"]))
+                units.append(Unit(enc, label=1.0 if rec["label"] == "comply" else 0.0))
+                if rec.get("flip") is not None:
+                    flips[str(rec["flip"])][rec["label"]] = enc
             else:
                 units.append(Unit(encode(_to_input(rec, rec["chosen"])),
                                   rejected=encode(_to_input(rec, rec["rejected"]))))
@@ -154,6 +163,7 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
             logger.debug("skipping record: %s", exc)
     if skipped:
         logger.warning("skipped %d of %d records the template could not encode", skipped, len(records))
+    units += [Unit(g["comply"], rejected=g["violate"]) for g in flips.values() if len(g) == 2]
     return units
 
 

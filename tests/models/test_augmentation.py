@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.augmentation import Policy, PolicyFactory, example_pair, label_under, point_record
-from models.corpus import _flip_policies, load_bundled_policies
+from models.corpus import FLIP_GROUPS_HARMFUL, _flip_policies, _records_for, load_bundled_policies
 from models.data import Example
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +83,27 @@ def test_flip_policies_contrast_same_wording() -> None:
         assert allow.family == deny.family and allow.wording == deny.wording
         assert point_record(ex, allow)["label"] == "comply"
         assert point_record(ex, deny)["label"] == "violate"
+
+
+def test_every_harmful_answer_gets_contrasting_flip_groups() -> None:
+    fac = PolicyFactory(TEMPLATES)
+    for seed in range(10):
+        recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0, extra=0,
+                            flip_id=[0])
+        groups: dict[str, list[str]] = {}
+        for rec in recs:
+            if rec.get("flip"):
+                groups.setdefault(rec["flip"], []).append(rec["label"])
+        assert len(groups) == FLIP_GROUPS_HARMFUL
+        assert all(sorted(labels) == ["comply", "violate"] for labels in groups.values())
+
+
+def test_refusal_gets_a_flip_group_only_with_the_flip_probability() -> None:
+    fac = PolicyFactory(TEMPLATES)
+    never = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=0.0, extra=0, flip_id=[0])
+    always = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=1.0, extra=0, flip_id=[0])
+    assert not any(r.get("flip") for r in never)
+    assert len({r["flip"] for r in always if r.get("flip")}) == 1
 
 
 def test_held_out_factory_never_uses_seen_wordings() -> None:

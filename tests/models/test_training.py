@@ -45,6 +45,24 @@ def test_make_batches_packs_sequences() -> None:
     assert sorted(id(u) for b in batches for u in b) == sorted(id(u) for u in units)
 
 
+def _flip_record(policy: str, label: str, flip: str) -> dict[str, object]:
+    return {"kind": "point", "policy_text": policy, "messages": [{"role": "user", "content": "q"}],
+            "response": "a", "label": label, "flip": flip}
+
+
+def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> None:
+    from models.training import encode_records
+
+    recs = [_flip_record("allow weapons", "comply", "f1"), _flip_record("deny weapons", "violate", "f1"),
+            _flip_record("allow hate", "comply", "f2"), _flip_record("deny hate", "comply", "f2")]
+    encoded = {"allow weapons": _enc(3), "deny weapons": _enc(4), "allow hate": _enc(5), "deny hate": _enc(6)}
+    units = encode_records(recs, lambda item: encoded[item.policy_text])
+    assert [u.label for u in units[:4]] == [1.0, 0.0, 1.0, 1.0]
+    pairs = units[4:]
+    assert len(pairs) == 1
+    assert pairs[0].first is encoded["allow weapons"] and pairs[0].rejected is encoded["deny weapons"]
+
+
 def _records() -> list[dict[str, object]]:
     recs: list[dict[str, object]] = []
     for i in range(12):
