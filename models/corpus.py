@@ -63,7 +63,7 @@ CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "beni
 
 
 FLIP_GROUPS_HARMFUL = 2
-"""Contrasting-policy groups per harmful answer (one policy allows its categories, one does not; their labels
+"""Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does not; their labels
 differ, so training pairs them, see `models.training.encode_records`); other answers to harmful requests get one
 group with the source's flip probability."""
 
@@ -157,8 +157,8 @@ def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: fl
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
-        flips = [pols for _ in range(FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1)
-                 if (pols := _flip_policies(ex, fac, rng)) is not None]
+        groups = FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1
+        flips = [pols for _ in range(groups) if (pols := _flip_policies(ex, fac, rng)) is not None]
         for pols in flips:
             flip_id[0] += 1
             recs += [point_record(ex, p, flip=f"f{flip_id[0]}") for p in pols]
