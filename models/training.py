@@ -1,8 +1,8 @@
 """Training: the joint objective (Bradley-Terry on pairs + BCE on pointwise compliance) on one scalar head.
 
 Inputs are encoded with the checkpoint's own input template (`models.template`), so training and serving see
-identical token ids. LoRA (peft) or full fine-tuning; CPU or CUDA; a tqdm bar with loss and ETA; periodic
-checkpoints; a fixed seed gives the same run (same data order, same initialisation).
+identical token ids. LoRA (peft) or full fine-tuning; CPU or CUDA; float32 or bfloat16 autocast; a tqdm bar with loss
+and ETA; periodic checkpoints; a fixed seed gives the same run (same data order, same initialisation).
 
 The reward is the logit of compliance: BCE uses ``sigmoid(reward)`` against the label (comply = 1), and the pair
 loss is ``-log sigmoid(r_chosen - r_rejected)``.
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from models.checkpoint import resolve_device
 from models.template import InputTemplate, build_template
 from models.types import EncodedInput, Message, ScoreInput
 
@@ -68,6 +69,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     threads: int | None = None
     device: str = "auto"
+    precision: str = "auto"
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,11 +79,16 @@ class TrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One training unit: a pointwise item (``label`` set) or a pair (``rejected`` set)."""
+    """One training unit: a pointwise item (``label`` set) or a pair (``rejected`` set).
+
+    A ``labelled`` pair is also two pointwise items, ``first`` complying and ``rejected`` violating: each sequence is
+    computed once for both the Bradley-Terry and the cross-entropy term.
+    """
 
     first: EncodedInput
     label: float | None = None
     rejected: EncodedInput | None = None
+    labelled: bool = False
 
     @property
     def seqs(self) -> int:
@@ -142,19 +149,21 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     """Encode canonical records into units, skipping (and logging) records the template refuses.
 
     Point records that share a ``flip`` id (one conversation under contrasting policies) with one ``comply`` and one
-    ``violate`` label also form a pair unit, comply over violate: the Bradley-Terry term on that pair sees only the
-    policy change, which is what teaches the model to read the configuration.
+    ``violate`` label become one labelled pair unit, comply over violate: the Bradley-Terry term on that pair sees only
+    the policy change, which is what teaches the model to read the configuration, and each side keeps its
+    cross-entropy term.
     """
     units: list[Unit] = []
-    flips: dict[str, dict[str, EncodedInput]] = defaultdict(dict)
+    flips: dict[str, list[Unit]] = defaultdict(list)
     skipped = 0
     for rec in records:
         try:
             if rec["kind"] == "point":
-                enc = encode(_to_input(rec, rec["response"]))
-                units.append(Unit(enc, label=1.0 if rec["label"] == "comply" else 0.0))
-                if rec.get("flip") is not None:
-                    flips[str(rec["flip"])][rec["label"]] = enc
+                unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0)
+                if rec.get("flip") is None:
+                    units.append(unit)
+                else:
+                    flips[str(rec["flip"])].append(unit)
             else:
                 units.append(Unit(encode(_to_input(rec, rec["chosen"])),
                                   rejected=encode(_to_input(rec, rec["rejected"]))))
@@ -163,7 +172,12 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
             logger.debug("skipping record: %s", exc)
     if skipped:
         logger.warning("skipped %d of %d records the template could not encode", skipped, len(records))
-    units += [Unit(g["comply"], rejected=g["violate"]) for g in flips.values() if len(g) == 2]
+    for group in flips.values():
+        comply, violate = ([u for u in group if u.label == y] for y in (1.0, 0.0))
+        if len(comply) == len(violate) == 1:
+            units.append(Unit(comply[0].first, rejected=violate[0].first, labelled=True))
+        else:
+            units += group
     return units
 
 
@@ -205,15 +219,29 @@ def _collate(items: Sequence[EncodedInput], pad_id: int, device: torch.device) -
 
 def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, device: torch.device,
                cfg: TrainConfig) -> torch.Tensor:
-    """Forward one batch (points, pair firsts, pair seconds in one pass) and return the joint loss."""
+    """Forward one batch (points, pair firsts, pair seconds in one pass) and return the joint loss.
+
+    The sides of labelled pairs join the pointwise items: chosen as comply (1), rejected as violate (0).
+    """
     points = [u for u in batch if u.rejected is None]
     pairs = [u for u in batch if u.rejected is not None]
     seqs = [u.first for u in points] + [u.first for u in pairs] + [u.rejected for u in pairs if u.rejected]
-    rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1)
+    dtype = _autocast_dtype(cfg, device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1).float()
     n_p, n_q = len(points), len(pairs)
-    labels = torch.tensor([u.label or 0.0 for u in points], dtype=rewards.dtype, device=device)
-    return joint_loss(rewards[:n_p], labels, rewards[n_p:n_p + n_q], rewards[n_p + n_q:],
-                      w_bce=cfg.w_bce, w_bt=cfg.w_bt)
+    chosen, rejected = rewards[n_p:n_p + n_q], rewards[n_p + n_q:]
+    sides = torch.tensor([i for i, u in enumerate(pairs) if u.labelled], dtype=torch.long, device=device)
+    point_rewards = torch.cat([rewards[:n_p], chosen[sides], rejected[sides]])
+    labels = torch.tensor([u.label or 0.0 for u in points] + [1.0] * len(sides) + [0.0] * len(sides),
+                          dtype=rewards.dtype, device=device)
+    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt)
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``cfg.precision`` (``auto``: bfloat16 on CUDA, float32 on CPU); None = no autocast."""
+    _, dtype = resolve_device(device.type, cfg.precision)
+    return None if dtype == torch.float32 else dtype
 
 
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:

@@ -6,7 +6,9 @@ import argparse
 import json
 import math
 import random
+from types import SimpleNamespace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -57,10 +59,36 @@ def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> N
             _flip_record("allow hate", "comply", "f2"), _flip_record("deny hate", "comply", "f2")]
     encoded = {"allow weapons": _enc(3), "deny weapons": _enc(4), "allow hate": _enc(5), "deny hate": _enc(6)}
     units = encode_records(recs, lambda item: encoded[item.policy_text])
-    assert [u.label for u in units[:4]] == [1.0, 0.0, 1.0, 1.0]
-    pairs = units[4:]
-    assert len(pairs) == 1
+    points = [u for u in units if u.rejected is None]
+    assert [(u.first, u.label) for u in points] == [(encoded["allow hate"], 1.0), (encoded["deny hate"], 1.0)]
+    pairs = [u for u in units if u.rejected is not None]
+    assert len(pairs) == 1 and pairs[0].labelled
     assert pairs[0].first is encoded["allow weapons"] and pairs[0].rejected is encoded["deny weapons"]
+
+
+def test_labelled_pair_loss_is_bce_on_both_sides_plus_bt() -> None:
+    from models.training import batch_loss
+
+    chosen, rejected = _enc(3), _enc(4)
+    model = _FixedRewards({3: 2.0, 4: -1.0})
+    cfg = TrainConfig(w_bce=1.0, w_bt=1.0, precision="float32")
+    loss = batch_loss(model, [Unit(chosen, rejected=rejected, labelled=True)], 0, torch.device("cpu"), cfg)
+    bce = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0))) / 2
+    assert float(loss) == pytest.approx(bce + math.log1p(math.exp(-3.0)))
+    plain = batch_loss(model, [Unit(chosen, rejected=rejected)], 0, torch.device("cpu"), cfg)
+    assert float(plain) == pytest.approx(math.log1p(math.exp(-3.0)))
+
+
+class _FixedRewards(torch.nn.Module):
+    """A stand-in model whose reward is a fixed value per sequence length."""
+
+    def __init__(self, by_length: dict[int, float]) -> None:
+        super().__init__()
+        self._by_length = by_length
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        rewards = [self._by_length[int(n)] for n in attention_mask.sum(dim=1)]
+        return SimpleNamespace(logits=torch.tensor(rewards).reshape(-1, 1))
 
 
 def _records() -> list[dict[str, object]]:
@@ -92,13 +120,14 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
                      "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
-                     "--threads", "1"])
+                     "--threads", "1", "--precision", "bfloat16"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
     assert cfg["calibration"]["temperature"] > 0
     assert "benign_heldout" in cfg["eval_metrics"]
     assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
+    assert cfg["training_data"]["recipe"]["precision"] == "bfloat16"
     model = load_checkpoint(out, device="cpu")
     assert len(model.score([])) == 0
 
@@ -159,3 +188,27 @@ def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
         summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False)
         runs.append(summary["mean_loss"])
     assert runs[0] == pytest.approx(runs[1], abs=1e-7)
+
+
+def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from models.training import TemplatePool, batch_loss, encode_records, train_model, wrap_lora
+
+    cfg = TrainConfig(max_steps=2, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
+                      lora_r=4, seed=3, device="cpu", precision="bfloat16")
+    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
+    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
+    torch.manual_seed(cfg.seed)
+    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1), cfg)
+    model.eval()
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        half = float(batch_loss(model, units[:4], 0, cpu, cfg))
+        full = float(batch_loss(model, units[:4], 0, cpu, TrainConfig(precision="float32")))
+    assert half != full and half == pytest.approx(full, abs=0.05)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    train_model(model, units, cfg, pad_id=0, device=cpu, progress=False)
+    after = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert all(p.dtype == torch.float32 for p in after.values())
+    assert any(not torch.equal(before[n], after[n]) for n in before)
