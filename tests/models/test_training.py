@@ -6,8 +6,8 @@ import argparse
 import json
 import math
 import random
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
