@@ -74,10 +74,6 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--time-budget", type=float, default=None, help="stop training after this many seconds")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--average-from", type=_fraction, default=d.average_from, metavar="FRACTION",
-                   help="average the trainable weights uniformly over the steps after this fraction of the run "
-                   "(stochastic weight averaging; e.g. 0.5 = the second half); the raw last weights stay in "
-                   "WORK/checkpoints/last")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=d.precision,
@@ -95,16 +91,6 @@ def _top_layers(text: str) -> int | None:
     value = int(text) if text.strip().isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
     return value
 
 
@@ -189,7 +175,6 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                       lora_top_layers=args.lora_top_layers,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
-                      average_from=args.average_from,
                       threads=args.threads, device=args.device, precision=args.precision)
     t0 = time.monotonic()
     sets = _load_or_build(args)

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
-    "TailAverage",
     "TrainConfig",
     "Unit",
     "bce_loss",
@@ -68,7 +67,6 @@ class TrainConfig:
     seed: int = 0
     time_budget_s: float | None = None
     checkpoint_every: int = 200
-    average_from: float | None = None
     threads: int | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -281,31 +279,6 @@ def _schedule(step: int, total: int, warmup: int, elapsed: float = 0.0, budget: 
     return max(0.0, 1.0 - progress)
 
 
-class TailAverage:
-    """Uniform running average of the trainable weights over the steps after ``start`` (stochastic weight
-    averaging along one run's tail), copied into the model by :meth:`apply`."""
-
-    def __init__(self, params: Sequence[torch.nn.Parameter], start: int) -> None:
-        self.params, self.start, self.count = list(params), start, 0
-        self.means: list[torch.Tensor] = []
-
-    def update(self, step: int) -> None:
-        if step <= self.start:
-            return
-        self.count += 1
-        if not self.means:
-            self.means = [p.detach().clone() for p in self.params]
-            return
-        with torch.no_grad():
-            for mean, p in zip(self.means, self.params, strict=True):
-                mean.add_(p.detach() - mean, alpha=1.0 / self.count)
-
-    def apply(self) -> None:
-        with torch.no_grad():
-            for mean, p in zip(self.means, self.params, strict=True):
-                p.copy_(mean)
-
-
 def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iterator[list[Unit]]:
     epoch = 0
     while epoch < math.ceil(cfg.epochs):
@@ -327,8 +300,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         cfg: knobs (epochs, max_steps, lr, batch size, weights, time budget, checkpoint period).
         pad_id: the tokenizer's pad id.
         device: where to run.
-        on_checkpoint: called with the step number every ``cfg.checkpoint_every`` steps, and after the last step
-            before the tail average (``cfg.average_from``) replaces the weights.
+        on_checkpoint: called with the step number every ``cfg.checkpoint_every`` steps.
         progress: show a tqdm bar.
 
     Returns:
@@ -345,7 +317,6 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     warmup = int(cfg.warmup_ratio * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _schedule(s, total, warmup, time.monotonic() - start, cfg.time_budget_s))
-    average = TailAverage(params, int(cfg.average_from * total)) if cfg.average_from is not None else None
     bar = _bar(total, progress)
     model.train()
     for batch in _epochs(units, cfg, rng):
@@ -362,8 +333,6 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         opt.step()
         sched.step()
         step += 1
-        if average is not None:
-            average.update(step)
         value = float(loss.detach())
         losses.append(value)
         ema = value if ema is None else 0.98 * ema + 0.02 * value
@@ -374,16 +343,10 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             on_checkpoint(step)
     if bar is not None:
         bar.close()
-    averaged = average.count if average is not None else 0
-    if averaged:
-        if on_checkpoint is not None:
-            on_checkpoint(step)
-        average.apply()
-        logger.info("weights averaged over the last %d steps", averaged)
     model.eval()
     return {"steps": step, "planned_steps": total, "seconds": round(time.monotonic() - start, 1),
             "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
-            "stopped_by_time_budget": stopped, "averaged_steps": averaged}
+            "stopped_by_time_budget": stopped}
 
 
 def _bar(total: int, enabled: bool) -> Any:

@@ -120,7 +120,7 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
                      "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
-                     "--threads", "1", "--precision", "bfloat16", "--average-from", "0.5"])
+                     "--threads", "1", "--precision", "bfloat16"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
@@ -128,8 +128,6 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert "benign_heldout" in cfg["eval_metrics"]
     assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
     assert cfg["training_data"]["recipe"]["precision"] == "bfloat16"
-    assert cfg["training_data"]["recipe"]["average_from"] == 0.5
-    assert cfg["training_data"]["run"]["averaged_steps"] == 1
     model = load_checkpoint(out, device="cpu")
     assert len(model.score([])) == 0
 
@@ -214,50 +212,3 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
     after = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for p in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
-
-
-def test_tail_average_is_the_mean_of_the_weights_after_its_start() -> None:
-    from models.training import TailAverage
-
-    weight = torch.nn.Parameter(torch.zeros(2))
-    average = TailAverage([weight], start=2)
-    for step, value in enumerate([1.0, 2.0, 4.0, 8.0, 16.0], start=1):
-        weight.data.fill_(value)
-        average.update(step)
-    assert average.count == 3
-    average.apply()
-    assert weight.tolist() == pytest.approx([28.0 / 3] * 2)
-
-
-def test_training_with_average_from_ends_on_the_mean_of_the_tail_weights(tiny_encoder_checkpoint: Path) -> None:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from models.training import TemplatePool, encode_records, train_model, wrap_lora
-
-    cfg = TrainConfig(max_steps=4, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
-                      lora_r=4, seed=3, device="cpu", checkpoint_every=1, average_from=0.5)
-    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
-    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
-    torch.manual_seed(cfg.seed)
-    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1), cfg)
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    seen: dict[int, dict[str, torch.Tensor]] = {}
-
-    def record(step: int) -> None:
-        seen[step] = {n: p.detach().clone() for n, p in trainable.items()}
-
-    summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), on_checkpoint=record,
-                          progress=False)
-    assert summary["averaged_steps"] == 2
-    for name, weight in trainable.items():
-        expected = (seen[3][name] + seen[4][name]) / 2
-        assert torch.allclose(weight, expected, atol=1e-6), name
-    assert any(not torch.equal(seen[3][n], seen[4][n]) for n in trainable)
-
-
-@pytest.mark.parametrize("text", ["1", "-0.1", "half"])
-def test_average_from_flag_rejects_values_outside_zero_to_one(text: str) -> None:
-    from models.cli import _fraction
-
-    with pytest.raises(argparse.ArgumentTypeError):
-        _fraction(text)
