@@ -265,18 +265,23 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     return get_peft_model(model, lcfg)
 
 
-def _schedule(step: int, total: int, warmup: int, elapsed: float = 0.0, budget: float | None = None) -> float:
-    """Linear warmup, then linear decay to 0 over the run's progress.
-
-    Progress is ``step / total``, or the elapsed share of the time budget when that is larger, so a run that is
-    slowed down (a busy CPU) still anneals its learning rate before the budget stops it.
-    """
+def _schedule(step: int, total: int, warmup: int) -> float:
+    """Linear warmup, then linear decay to 0 at step ``total``."""
     if step < warmup:
         return (step + 1) / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    if budget:
-        progress = max(progress, elapsed / budget)
-    return max(0.0, 1.0 - progress)
+    return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup))
+
+
+def _steps_that_fit(step: int, total: int, elapsed: float, budget: float) -> int:
+    """``total``, or fewer steps when the pace so far would overrun the time budget.
+
+    Only a run that would overrun is shortened (and then anneals its learning rate before the budget stops it), so
+    the schedule of a run that fits its budget depends on the step count alone, not on the machine's speed.
+    """
+    pace = elapsed / max(1, step)
+    if elapsed + (total - step) * pace <= budget:
+        return total
+    return step + max(1, int((budget - elapsed) / pace))
 
 
 def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iterator[list[Unit]]:
@@ -291,7 +296,7 @@ def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iter
 
 def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig, *, pad_id: int,
                 device: torch.device, on_checkpoint: Callable[[int], None] | None = None,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """Run the optimisation loop.
 
     Args:
@@ -302,9 +307,11 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         device: where to run.
         on_checkpoint: called with the step number every ``cfg.checkpoint_every`` steps.
         progress: show a tqdm bar.
+        clock: seconds for the time budget.
 
     Returns:
-        A summary: steps, seconds, final and mean loss, whether the time budget stopped it.
+        A summary: steps, planned steps (fewer than the data gives when the budget shortened the run), seconds,
+        final and mean loss, whether the time budget stopped it.
     """
     rng = random.Random(cfg.seed)
     per_epoch = len(make_batches(units, cfg.batch_size, random.Random(cfg.seed)))
@@ -313,16 +320,15 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         total = min(total, cfg.max_steps)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start, step, ema, losses, stopped = time.monotonic(), 0, None, [], False
+    start, step, ema, losses, stopped = clock(), 0, None, [], False
     warmup = int(cfg.warmup_ratio * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: _schedule(s, total, warmup, time.monotonic() - start, cfg.time_budget_s))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
     bar = _bar(total, progress)
     model.train()
     for batch in _epochs(units, cfg, rng):
         if step >= total:
             break
-        if cfg.time_budget_s is not None and time.monotonic() - start > cfg.time_budget_s:
+        if cfg.time_budget_s is not None and clock() - start > cfg.time_budget_s:
             stopped = True
             logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, total)
             break
@@ -331,8 +337,15 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        sched.step()
         step += 1
+        if cfg.time_budget_s is not None and step >= max(1, warmup):
+            fit = _steps_that_fit(step, total, clock() - start, cfg.time_budget_s)
+            if fit < total:
+                logger.warning("at this pace the time budget allows %d of %d steps: annealing over those", fit, total)
+                total = fit
+                if bar is not None:
+                    bar.total = total
+        sched.step()
         value = float(loss.detach())
         losses.append(value)
         ema = value if ema is None else 0.98 * ema + 0.02 * value
@@ -344,7 +357,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     if bar is not None:
         bar.close()
     model.eval()
-    return {"steps": step, "planned_steps": total, "seconds": round(time.monotonic() - start, 1),
+    return {"steps": step, "planned_steps": total, "seconds": round(clock() - start, 1),
             "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
             "stopped_by_time_budget": stopped}
 

@@ -212,3 +212,38 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
     after = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for p in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+def _train_tiny(checkpoint: Path, cfg: TrainConfig, seconds_per_step: float) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """Train on ``_records`` with a clock that advances ``seconds_per_step`` per forward pass."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from models.training import TemplatePool, encode_records, train_model, wrap_lora
+
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
+    torch.manual_seed(cfg.seed)
+    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1), cfg)
+    forwards = [0]
+    model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+    summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False,
+                          clock=lambda: forwards[0] * seconds_per_step)
+    return summary, [p.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def _budget_cfg(budget: float | None) -> TrainConfig:
+    return TrainConfig(epochs=10, max_steps=20, batch_size=4, max_length=128, policy_token_budget=64,
+                       conversation_budget=48, lora_r=4, seed=3, device="cpu", time_budget_s=budget)
+
+
+def test_a_run_that_fits_its_time_budget_does_not_depend_on_the_clock(tiny_encoder_checkpoint: Path) -> None:
+    free, free_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(None), 1.0)
+    timed, timed_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(21.0), 1.0)
+    assert free["steps"] == timed["steps"] == timed["planned_steps"] == 20
+    assert all(torch.equal(a, b) for a, b in zip(free_weights, timed_weights, strict=True))
+
+
+def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(tiny_encoder_checkpoint: Path) -> None:
+    summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0), 1.0)
+    assert summary["planned_steps"] == summary["steps"] == 10
+    assert not summary["stopped_by_time_budget"]
