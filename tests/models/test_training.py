@@ -171,23 +171,31 @@ def test_lora_top_layers_flag_parses() -> None:
     assert _top_layers("all") is None
 
 
-def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
+def _train_tiny(checkpoint: Path, cfg: TrainConfig,
+                seconds_per_step: float = 1.0) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """Train on ``_records`` with a clock that advances ``seconds_per_step`` per forward pass; the summary and the
+    trained weights."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from models.training import TemplatePool, encode_records, train_model, wrap_lora
 
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
+    torch.manual_seed(cfg.seed)
+    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1), cfg)
+    forwards = [0]
+    model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+    summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False,
+                          clock=lambda: forwards[0] * seconds_per_step)
+    return summary, [p.detach().clone() for p in model.parameters() if p.requires_grad]
+
+
+def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
     cfg = TrainConfig(max_steps=2, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
                       lora_r=4, seed=3, device="cpu")
-    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
-    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
-    runs = []
-    for _ in range(2):
-        torch.manual_seed(cfg.seed)
-        model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint,
-                                                                              num_labels=1), cfg)
-        summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False)
-        runs.append(summary["mean_loss"])
-    assert runs[0] == pytest.approx(runs[1], abs=1e-7)
+    (first, first_weights), (second, second_weights) = (_train_tiny(tiny_encoder_checkpoint, cfg) for _ in range(2))
+    assert first["mean_loss"] == second["mean_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
 
 
 def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny_encoder_checkpoint: Path) -> None:
@@ -212,23 +220,6 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
     after = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for p in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
-
-
-def _train_tiny(checkpoint: Path, cfg: TrainConfig, seconds_per_step: float) -> tuple[dict[str, Any], list[torch.Tensor]]:
-    """Train on ``_records`` with a clock that advances ``seconds_per_step`` per forward pass."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from models.training import TemplatePool, encode_records, train_model, wrap_lora
-
-    tok = AutoTokenizer.from_pretrained(checkpoint)
-    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
-    torch.manual_seed(cfg.seed)
-    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1), cfg)
-    forwards = [0]
-    model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
-    summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False,
-                          clock=lambda: forwards[0] * seconds_per_step)
-    return summary, [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
 def _budget_cfg(budget: float | None) -> TrainConfig:
