@@ -273,15 +273,14 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 
 def _steps_that_fit(step: int, total: int, elapsed: float, budget: float) -> int:
-    """``total``, or fewer steps when the pace so far would overrun the time budget.
+    """``total``, or the steps that fit in the time budget at the mean pace so far when those are fewer.
 
     Only a run that would overrun is shortened (and then anneals its learning rate before the budget stops it), so
-    the schedule of a run that fits its budget depends on the step count alone, not on the machine's speed.
+    the schedule of a run that fits its budget depends on the step count alone, not on the machine's speed; a run
+    slowed for a while gets its full plan back once its mean pace fits again.
     """
     pace = elapsed / max(1, step)
-    if elapsed + (total - step) * pace <= budget:
-        return total
-    return step + max(1, int((budget - elapsed) / pace))
+    return min(total, step + max(0, int((budget - elapsed) / pace)))
 
 
 def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iterator[list[Unit]]:
@@ -322,15 +321,16 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, step, ema, losses, stopped = clock(), 0, None, [], False
     warmup = int(cfg.warmup_ratio * total)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, total, warmup))
+    plan = total
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, plan, warmup))
     bar = _bar(total, progress)
     model.train()
     for batch in _epochs(units, cfg, rng):
-        if step >= total:
+        if step >= plan:
             break
         if cfg.time_budget_s is not None and clock() - start > cfg.time_budget_s:
             stopped = True
-            logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, total)
+            logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, plan)
             break
         loss = batch_loss(model, batch, pad_id, device, cfg)
         opt.zero_grad(set_to_none=True)
@@ -340,11 +340,9 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         step += 1
         if cfg.time_budget_s is not None and step >= max(1, warmup):
             fit = _steps_that_fit(step, total, clock() - start, cfg.time_budget_s)
-            if fit < total:
+            if fit < total and plan == total:
                 logger.warning("at this pace the time budget allows %d of %d steps: annealing over those", fit, total)
-                total = fit
-                if bar is not None:
-                    bar.total = total
+            plan = fit
         sched.step()
         value = float(loss.detach())
         losses.append(value)
@@ -357,7 +355,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     if bar is not None:
         bar.close()
     model.eval()
-    return {"steps": step, "planned_steps": total, "seconds": round(clock() - start, 1),
+    return {"steps": step, "planned_steps": plan, "seconds": round(clock() - start, 1),
             "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
             "stopped_by_time_budget": stopped}
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -172,9 +173,9 @@ def test_lora_top_layers_flag_parses() -> None:
 
 
 def _train_tiny(checkpoint: Path, cfg: TrainConfig,
-                seconds_per_step: float = 1.0) -> tuple[dict[str, Any], list[torch.Tensor]]:
-    """Train on ``_records`` with a clock that advances ``seconds_per_step`` per forward pass; the summary and the
-    trained weights."""
+                seconds_after: Callable[[int], float] = float) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """Train on ``_records`` with a clock that reads ``seconds_after(forward passes so far)`` (default: one second
+    per forward pass); the summary and the trained weights."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from models.training import TemplatePool, encode_records, train_model, wrap_lora
@@ -186,7 +187,7 @@ def _train_tiny(checkpoint: Path, cfg: TrainConfig,
     forwards = [0]
     model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
     summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False,
-                          clock=lambda: forwards[0] * seconds_per_step)
+                          clock=lambda: seconds_after(forwards[0]))
     return summary, [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
@@ -228,13 +229,21 @@ def _budget_cfg(budget: float | None) -> TrainConfig:
 
 
 def test_a_run_that_fits_its_time_budget_does_not_depend_on_the_clock(tiny_encoder_checkpoint: Path) -> None:
-    free, free_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(None), 1.0)
-    timed, timed_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(21.0), 1.0)
+    free, free_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(None))
+    timed, timed_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(21.0))
     assert free["steps"] == timed["steps"] == timed["planned_steps"] == 20
     assert all(torch.equal(a, b) for a, b in zip(free_weights, timed_weights, strict=True))
 
 
 def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(tiny_encoder_checkpoint: Path) -> None:
-    summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0), 1.0)
+    summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0))
     assert summary["planned_steps"] == summary["steps"] == 10
     assert not summary["stopped_by_time_budget"]
+
+
+def test_a_run_slowed_only_at_first_gets_its_full_plan_back(tiny_encoder_checkpoint: Path) -> None:
+    def seconds_after(forwards: int) -> float:  # 2 s per step for two steps (plan cut to 15), then 0.1 s
+        return 2.0 * min(forwards, 2) + 0.1 * max(0, forwards - 2)
+
+    summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(30.0), seconds_after)
+    assert summary["planned_steps"] == summary["steps"] == 20
