@@ -172,18 +172,31 @@ def test_lora_top_layers_flag_parses() -> None:
     assert _top_layers("all") is None
 
 
-def _train_tiny(checkpoint: Path, cfg: TrainConfig,
-                seconds_after: Callable[[int], float] = float) -> tuple[dict[str, Any], list[torch.Tensor]]:
-    """Train on ``_records`` with a clock that reads ``seconds_after(forward passes so far)`` (default: one second
-    per forward pass); the summary and the trained weights."""
+def _tiny_cfg(**overrides: Any) -> TrainConfig:
+    knobs: dict[str, Any] = {"max_steps": 2, "batch_size": 4, "max_length": 128, "policy_token_budget": 64,
+                             "conversation_budget": 48, "lora_r": 4, "seed": 3, "device": "cpu"}
+    return TrainConfig(**{**knobs, **overrides})
+
+
+def _tiny_model_and_units(checkpoint: Path, cfg: TrainConfig) -> tuple[torch.nn.Module, list[Unit]]:
+    """A LoRA-wrapped tiny encoder initialised from ``cfg.seed`` and ``_records`` encoded for it."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from models.training import TemplatePool, encode_records, train_model, wrap_lora
+    from models.training import TemplatePool, encode_records, wrap_lora
 
     tok = AutoTokenizer.from_pretrained(checkpoint)
     units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
     torch.manual_seed(cfg.seed)
-    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1), cfg)
+    return wrap_lora(AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1), cfg), units
+
+
+def _train_tiny(checkpoint: Path, cfg: TrainConfig,
+                seconds_after: Callable[[int], float] = float) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """Train on ``_records`` with a clock that reads ``seconds_after(forward passes so far)`` (default: one second
+    per forward pass); the summary and the trained weights."""
+    from models.training import train_model
+
+    model, units = _tiny_model_and_units(checkpoint, cfg)
     forwards = [0]
     model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
     summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False,
@@ -192,24 +205,17 @@ def _train_tiny(checkpoint: Path, cfg: TrainConfig,
 
 
 def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
-    cfg = TrainConfig(max_steps=2, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
-                      lora_r=4, seed=3, device="cpu")
+    cfg = _tiny_cfg()
     (first, first_weights), (second, second_weights) = (_train_tiny(tiny_encoder_checkpoint, cfg) for _ in range(2))
     assert first["mean_loss"] == second["mean_loss"]
     assert all(torch.equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
 
 
 def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny_encoder_checkpoint: Path) -> None:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from models.training import batch_loss, train_model
 
-    from models.training import TemplatePool, batch_loss, encode_records, train_model, wrap_lora
-
-    cfg = TrainConfig(max_steps=2, batch_size=4, max_length=128, policy_token_budget=64, conversation_budget=48,
-                      lora_r=4, seed=3, device="cpu", precision="bfloat16")
-    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
-    units = encode_records(_records(), TemplatePool(tok, "encoder-pair/1", cfg).encode)
-    torch.manual_seed(cfg.seed)
-    model = wrap_lora(AutoModelForSequenceClassification.from_pretrained(tiny_encoder_checkpoint, num_labels=1), cfg)
+    cfg = _tiny_cfg(precision="bfloat16")
+    model, units = _tiny_model_and_units(tiny_encoder_checkpoint, cfg)
     model.eval()
     cpu = torch.device("cpu")
     with torch.no_grad():
@@ -224,8 +230,7 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
 
 
 def _budget_cfg(budget: float | None) -> TrainConfig:
-    return TrainConfig(epochs=10, max_steps=20, batch_size=4, max_length=128, policy_token_budget=64,
-                       conversation_budget=48, lora_r=4, seed=3, device="cpu", time_budget_s=budget)
+    return _tiny_cfg(epochs=10, max_steps=20, time_budget_s=budget)
 
 
 def test_a_run_that_fits_its_time_budget_does_not_depend_on_the_clock(tiny_encoder_checkpoint: Path) -> None:
@@ -241,9 +246,12 @@ def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(
     assert not summary["stopped_by_time_budget"]
 
 
-def test_a_run_slowed_only_at_first_gets_its_full_plan_back(tiny_encoder_checkpoint: Path) -> None:
-    def seconds_after(forwards: int) -> float:  # 2 s per step for two steps (plan cut to 15), then 0.1 s
+def test_a_run_slowed_only_at_first_gets_its_full_plan_back(tiny_encoder_checkpoint: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    def seconds_after(forwards: int) -> float:  # 2 s per step for two steps, then 0.1 s
         return 2.0 * min(forwards, 2) + 0.1 * max(0, forwards - 2)
 
-    summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(30.0), seconds_after)
+    with caplog.at_level("WARNING", logger="models.training"):
+        summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(30.0), seconds_after)
+    assert "allows 15 of 20 steps" in caplog.text
     assert summary["planned_steps"] == summary["steps"] == 20
