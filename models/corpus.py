@@ -284,7 +284,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
         "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
-        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, rng)),
+        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 12, rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
         "cst_truthful": _split(ex["cst_truthful"], 0.1),
@@ -378,8 +378,8 @@ def _suites(ex: dict[str, list[Example]], splits: dict[str, tuple[list[Example],
                 benign.append(point_record(e, pol, suite="benign_heldout"))
     mixed: list[dict[str, Any]] = []
     mixed_unseen: list[dict[str, Any]] = []
-    caps = {"gptfuzz_eval": 180, "aisafetylab": 150, "cst": 120, "cst_truthful": 50, "moderation": 150,
-            "benign": 120, "sharegpt": 60, "written": 60}
+    caps = {"gptfuzz_eval": 480, "aisafetylab": 250, "cst": 210, "cst_truthful": 110, "moderation": 250,
+            "benign": 170, "sharegpt": 60, "written": 72}
     for name, (_, held) in splits.items():
         for e in _sample(held, caps.get(name, 0), rng):
             calib = not D.group_split(e.group, 0.5, salt="calib")
