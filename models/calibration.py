@@ -16,7 +16,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Calibration", "expected_calibration_error", "fit_calibration"]
+__all__ = ["Calibration", "calibrated_ece_floor", "expected_calibration_error", "fit_calibration"]
 
 logger = logging.getLogger(__name__)
 
@@ -173,3 +173,14 @@ def expected_calibration_error(probs: ArrayLike, labels: ArrayLike, bins: int = 
         if mask.any():
             total += float(mask.sum()) / p.size * abs(float(p[mask].mean()) - float(y[mask].mean()))
     return total
+
+
+def calibrated_ece_floor(probs: ArrayLike, bins: int = 15, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model would still show on this many items at these probabilities.
+
+    Labels are drawn as Bernoulli(probs) ``draws`` times (a fixed ``seed``) and the mean of their ECE is returned:
+    the sampling noise in an ECE measured on a finite set, against which a measured ECE is read.
+    """
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    rng = np.random.default_rng(seed)
+    return float(np.mean([expected_calibration_error(p, rng.random(p.size) < p, bins) for _ in range(draws)]))

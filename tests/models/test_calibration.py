@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from models.calibration import Calibration, expected_calibration_error, fit_calibration
+from models.calibration import Calibration, calibrated_ece_floor, expected_calibration_error, fit_calibration
 
 
 class TestCalibration:
@@ -105,3 +105,19 @@ class TestExpectedCalibrationError:
     def test_rejects_bad_input(self, probs: list[float], labels: list[int], bins: int) -> None:
         with pytest.raises(ValueError):
             expected_calibration_error(probs, labels, bins=bins)
+
+
+class TestCalibratedEceFloor:
+    def test_certain_probabilities_have_no_floor(self) -> None:
+        assert calibrated_ece_floor([0.0, 1.0, 1.0, 0.0]) == 0.0
+
+    def test_floor_shrinks_with_the_number_of_items(self) -> None:
+        probs = np.linspace(0.02, 0.98, 50)
+        small, large = calibrated_ece_floor(probs), calibrated_ece_floor(np.repeat(probs, 100))
+        assert 0.05 < small < 0.25
+        assert large < 0.02
+
+    def test_one_bin_at_one_half_matches_the_binomial_mean_deviation(self) -> None:
+        # n items at p = 0.5 in one bin: E|k/n - 1/2| for k ~ Binomial(n, 1/2) is about sqrt(1 / (2 pi n))
+        floor = calibrated_ece_floor(np.full(400, 0.5), bins=1, draws=2000)
+        assert floor == pytest.approx(math.sqrt(1 / (2 * math.pi * 400)), rel=0.1)
