@@ -216,6 +216,7 @@ def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, sk
     model = load_checkpoint(out, device="auto")
     mixed = sets.get("mixed_val", [])
     mixed_scores = score_records(model, mixed, progress=progress)
+    _dump_scores(work / "eval" / "mixed_val.scores.jsonl", mixed, mixed_scores)
     calib = [(r, s) for r, s in zip(mixed, mixed_scores, strict=True) if r.get("calib") and s is not None]
     cal = fit_calibration([s for _, s in calib], [1 if r["label"] == "comply" else 0 for r, _ in calib]) \
         if calib else Calibration()
@@ -272,7 +273,7 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
 def _dump_scores(path: Path, recs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> None:
     """Per-record rewards beside the records' identifying fields, for error analysis."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = ("source", "group", "policy_id", "label", "response_kind", "flip", "held_out_wording", "family")
+    keys = ("source", "group", "policy_id", "label", "response_kind", "flip", "held_out_wording", "family", "calib")
     with open(path, "w", encoding="utf-8") as fh:
         for rec, score in zip(recs, scores, strict=True):
             row = {k: rec.get(k) for k in keys}

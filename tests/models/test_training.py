@@ -129,6 +129,9 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert "benign_heldout" in cfg["eval_metrics"]
     assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
     assert cfg["training_data"]["recipe"]["precision"] == "bfloat16"
+    for suite, n in (("mixed_val", 12), ("benign_heldout", 4)):
+        rows = (tmp_path / "work" / "eval" / f"{suite}.scores.jsonl").read_text().splitlines()
+        assert len(rows) == n and all(isinstance(json.loads(r)["reward"], float) for r in rows)
     model = load_checkpoint(out, device="cpu")
     assert len(model.score([])) == 0
 
