@@ -5,8 +5,9 @@ Splits are by prompt/behaviour group, never by row:
 * **train**: GPTFuzz ``train.csv`` questions, AISafetyLab, configurable-safety-tuning (harmless and truthfulness),
   HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set (`models.benign_sensitive`),
   our harmful-text set (`models.written_harms`) and our deployment-contrast set (`models.deployment_contrast`), minus
-  held-out groups or topics, under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the held-out source), and
-  AISafetyLab behaviours that overlap a JailbreakBench goal are dropped.
+  held-out groups or topics, under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the
+  held-out source), and AISafetyLab behaviours and harmful-text topics that overlap a JailbreakBench goal are
+  dropped.
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
