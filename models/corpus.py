@@ -3,16 +3,15 @@
 Splits are by prompt/behaviour group, never by row:
 
 * **train**: GPTFuzz ``train.csv`` questions, AISafetyLab, configurable-safety-tuning (harmless and truthfulness),
-  HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set (`models.benign_sensitive`),
-  our harmful-text set (`models.written_harms`) and our deployment-contrast set (`models.deployment_contrast`), minus
-  held-out groups or topics, under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the
+  HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set (`models.benign_sensitive`)
+  and our harmful-text set (`models.written_harms`), minus held-out groups or topics, under *seen* policy wordings
+  only. JailbreakBench artifacts are never trained on (the
   held-out source), and AISafetyLab behaviours and harmful-text topics that overlap a JailbreakBench goal are
   dropped.
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
-  ``calib`` marks the half used to fit the calibration), ``pairs_val``, ``bundled_examples`` and
-  ``deployment_heldout`` (held-out topics of `models.deployment_contrast` under the library policies).
+  ``calib`` marks the half used to fit the calibration), ``pairs_val`` and ``bundled_examples``.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from models.augmentation import (
 )
 from models.benign_sensitive import benign_sensitive_examples
 from models.data import CATEGORIES, MODERATION_CODES, Example
-from models.deployment_contrast import deployment_records
 from models.policy_texts import render_structured
 from models.written_harms import written_harm_examples
 
@@ -315,8 +313,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     hh_tr, hh_val = [p for p in hh if not D.group_split(p.group, 0.1)], [p for p in hh if D.group_split(p.group, 0.1)]
     train += [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
     train += _cst_system_pairs(Path(root), rng, n(400))
-    deployment_train, deployment_held = deployment_records(bundled)
-    train += deployment_train
     rng.shuffle(train)
 
     suites = _suites(ex, splits, seen, unseen, bundled, rng)
@@ -324,7 +320,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     held_all = [e for name, (_, h) in splits.items() for e in h if name != "sharegpt"]
     suites["pairs_val"] += _pairs_within_groups(held_all, seen, rng, per_group=1)
     suites["bundled_examples"] = bundled_examples
-    suites["deployment_heldout"] = deployment_held
     return {"train": train, **suites}
 
 
