@@ -3,11 +3,9 @@
 Splits are by prompt/behaviour group, never by row:
 
 * **train**: GPTFuzz ``train.csv`` questions, AISafetyLab, configurable-safety-tuning (harmless and truthfulness),
-  HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set (`models.benign_sensitive`)
-  and our harmful-text set (`models.written_harms`), minus held-out groups or topics, under *seen* policy wordings
-  only. JailbreakBench artifacts are never trained on (the
-  held-out source), and AISafetyLab behaviours and harmful-text topics that overlap a JailbreakBench goal are
-  dropped.
+  HH-RLHF, OpenAI moderation, ShareGPT (when installed) and our benign-but-sensitive set, minus held-out groups,
+  under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the held-out source), and
+  AISafetyLab behaviours that overlap a JailbreakBench goal are dropped.
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
@@ -40,7 +38,6 @@ from models.augmentation import (
 from models.benign_sensitive import benign_sensitive_examples
 from models.data import CATEGORIES, MODERATION_CODES, Example
 from models.policy_texts import render_structured
-from models.written_harms import written_harm_examples
 
 __all__ = ["BUNDLED_RULES", "build_corpus", "load_bundled_policies"]
 
@@ -57,13 +54,11 @@ BUNDLED_RULES: dict[str, dict[str, Any]] = {
 sources or ``cat:<category>`` tags whose label under that policy would be ambiguous."""
 
 
-FRAME_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.3, "cst": 0.4, "benign": 0.25, "sharegpt": 0.15,
-                             "written": 0.5}
+FRAME_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.3, "cst": 0.4, "benign": 0.25, "sharegpt": 0.15}
 """Share of each source's training examples whose request is wrapped in an attack frame (`models.attack_framing`);
 pairs and evaluation suites keep the plain requests."""
 
-CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2,
-                           "written": 0.3}
+CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
 """Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
 
 
@@ -209,13 +204,11 @@ def _pairs_within_groups(examples: list[Example], fac: PolicyFactory, rng: rando
 
 def _load_examples(root: Path, use_sharegpt: bool, rng: random.Random) -> dict[str, list[Example]]:
     jbb = D.load_jbb(root)
-    goals = [str(e.meta["goal"]) for e in jbb]
-    ais = _drop_overlaps(D.load_aisafetylab(root), goals)
+    ais = _drop_overlaps(D.load_aisafetylab(root), [str(e.meta["goal"]) for e in jbb])
     cst, _ = D.load_cst(root)
     out = {"gptfuzz": D.load_gptfuzz(root, "train"), "gptfuzz_eval": D.load_gptfuzz(root, "evaluate"),
            "jbb": jbb, "aisafetylab": ais, "cst": cst, "cst_truthful": D.load_cst_truthful(root),
-           "moderation": D.load_openai_moderation(root), "benign": benign_sensitive_examples(),
-           "written": _drop_overlaps(written_harm_examples(), goals)}
+           "moderation": D.load_openai_moderation(root), "benign": benign_sensitive_examples()}
     if use_sharegpt:
         try:
             sg = D.load_sharegpt()
@@ -283,19 +276,18 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
         "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
-        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 12, rng)),
+        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
         "cst_truthful": _split(ex["cst_truthful"], 0.1),
         "moderation": _split(ex["moderation"], 0.2),
         "benign": _benign_split(ex["benign"]),
         "sharegpt": _split(ex.get("sharegpt", []), 0.1),
-        "written": _split(ex["written"], 0.25),
     }
     caps = {"aisafetylab": n(800), "cst": n(600), "cst_truthful": n(200), "moderation": n(500),
-            "benign": 10_000, "sharegpt": 10_000, "gptfuzz": 10_000, "written": 10_000}
+            "benign": 10_000, "sharegpt": 10_000, "gptfuzz": 10_000}
     flip_p = {"gptfuzz": 0.6, "aisafetylab": 0.6, "cst": 0.6, "moderation": 0.6, "benign": 1.0,
-              "sharegpt": 0.4, "cst_truthful": 0.2, "written": 0.6}
+              "sharegpt": 0.4, "cst_truthful": 0.2}
     train: list[dict[str, Any]] = []
     flip_id = [0]
     for name, (tr, _) in splits.items():
@@ -306,7 +298,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
             train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, flip_id)
-        if name in ("gptfuzz", "aisafetylab", "cst", "benign", "written"):
+        if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
     train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))
     hh = D.load_hh_rlhf(Path(root))
@@ -374,8 +366,8 @@ def _suites(ex: dict[str, list[Example]], splits: dict[str, tuple[list[Example],
                 benign.append(point_record(e, pol, suite="benign_heldout"))
     mixed: list[dict[str, Any]] = []
     mixed_unseen: list[dict[str, Any]] = []
-    caps = {"gptfuzz_eval": 480, "aisafetylab": 250, "cst": 210, "cst_truthful": 110, "moderation": 250,
-            "benign": 170, "sharegpt": 60, "written": 72}
+    caps = {"gptfuzz_eval": 180, "aisafetylab": 150, "cst": 120, "cst_truthful": 50, "moderation": 150,
+            "benign": 120, "sharegpt": 60}
     for name, (_, held) in splits.items():
         for e in _sample(held, caps.get(name, 0), rng):
             calib = not D.group_split(e.group, 0.5, salt="calib")
