@@ -343,6 +343,8 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             if fit < total and plan == total:
                 logger.warning("at this pace the time budget allows %d of %d steps: annealing over those", fit, total)
             plan = fit
+            if bar is not None:
+                bar.total = plan
         sched.step()
         value = float(loss.detach())
         losses.append(value)

@@ -243,10 +243,15 @@ def test_a_run_that_fits_its_time_budget_does_not_depend_on_the_clock(tiny_encod
     assert all(torch.equal(a, b) for a, b in zip(free_weights, timed_weights, strict=True))
 
 
-def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(tiny_encoder_checkpoint: Path) -> None:
+def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(
+        tiny_encoder_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bar = SimpleNamespace(total=None, n=0, update=lambda k: setattr(bar, "n", bar.n + k),
+                          set_postfix=lambda **_: None, close=lambda: None)
+    monkeypatch.setattr("models.training._bar", lambda total, enabled: setattr(bar, "total", total) or bar)
     summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0))
     assert summary["planned_steps"] == summary["steps"] == 10
     assert not summary["stopped_by_time_budget"]
+    assert bar.total == bar.n == 10  # the progress bar counts to the plan, not to the 20 steps first planned
 
 
 def test_a_run_slowed_only_at_first_gets_its_full_plan_back(tiny_encoder_checkpoint: Path,
