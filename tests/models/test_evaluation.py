@@ -32,7 +32,7 @@ def test_binary_metrics_known_confusion() -> None:
     assert m["f1"] == pytest.approx(2 / 3)
     assert m["flag_rate"] == pytest.approx(3 / 5)
     assert m["accuracy"] == pytest.approx(3 / 5)
-    assert 0 < m["ece_floor"] < m["ece"]  # five items: noise alone gives an ECE well above zero
+    assert m["ece_floor"] > 0.1  # five items: noise alone gives an ECE well above zero
     assert binary_metrics([0.0, 1.0], ["violate", "comply"])["ece_floor"] == 0.0
 
 
