@@ -94,6 +94,7 @@ def load_bundled_policies(policies_dir: Path | None) -> tuple[list[Policy], list
                 examples.append({"kind": "point", "policy_text": pol.text, "policy_id": pol.policy_id,
                                  "messages": [{"role": "user", "content": ex["prompt"]}],
                                  "response": ex["response"], "label": ex["expected"], "severity": 0,
+                                 "threshold": doc.get("threshold", 0.5),
                                  "source": "bundled_examples", "group": f"bundled:{doc['id']}:{cat['id']}",
                                  "family": "bundled", "wording": doc["id"], "held_out_wording": False})
     return policies, examples

@@ -346,6 +346,9 @@ def validate_record(record: dict[str, Any]) -> None:
         raise ValueError(f"{kind} record lacks {missing}")
     if kind == "point" and record["label"] not in ("comply", "violate"):
         raise ValueError(f"label must be 'comply' or 'violate', got {record['label']!r}")
+    threshold = record.get("threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:

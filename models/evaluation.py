@@ -1,7 +1,8 @@
 """Evaluation of a CSRM on canonical records: classification, calibration, ranking and configuration metrics.
 
 Violation is the positive class. For a pointwise record the model's verdict is ``violate`` when
-``p_comply < threshold``. Reported (each only when the records allow it):
+``p_comply < threshold``; a record with its own ``threshold`` (a policy's, as the bundled examples carry) is judged
+at that one, as the service judges it under that policy. Reported (each only when the records allow it):
 
 * ``f1``, ``precision``, ``recall``, ``accuracy``, ``auroc`` (ranking ``-reward`` against violation), ``ece``
   (15 equal-width bins of ``p_comply``), ``ece_floor`` (the ECE a perfectly calibrated model would show on as many
@@ -61,19 +62,19 @@ def auroc(scores: Sequence[float], positives: Sequence[int]) -> float | None:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def binary_metrics(p_comply: Sequence[float], labels: Sequence[str], threshold: float = 0.5,
+def binary_metrics(p_comply: Sequence[float], labels: Sequence[str], threshold: float | Sequence[float] = 0.5,
                    rewards: Sequence[float] | None = None) -> dict[str, Any]:
     """F1/precision/recall (violation positive), accuracy, AUROC, ECE and flag rate.
 
     Args:
         p_comply: calibrated compliance probabilities.
         labels: ``comply`` / ``violate``.
-        threshold: verdict is violate when ``p_comply < threshold``.
+        threshold: verdict is violate when ``p_comply < threshold`` (one for all items, or one per item).
         rewards: raw rewards for AUROC (defaults to ``p_comply``; the map is monotone, so AUROC is the same).
     """
     p = np.asarray(p_comply, dtype=np.float64)
     y = np.asarray([1 if lab == "violate" else 0 for lab in labels])
-    pred = (p < threshold).astype(int)
+    pred = (p < np.asarray(threshold, dtype=np.float64)).astype(int)
     tp, fp, fn = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum()), int(
         ((pred == 0) & (y == 1)).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
@@ -156,8 +157,9 @@ def compute_metrics(records: Sequence[dict[str, Any]], scores: Sequence[Any], ca
     if pts:
         rewards = [s for _, s in pts]
         p = [calibration.p_comply(float(s)) for s in rewards]
-        out.update(binary_metrics(p, [r["label"] for r, _ in pts], threshold, rewards))
-        verdicts = ["comply" if q >= threshold else "violate" for q in p]
+        thresholds = [float(r.get("threshold", threshold)) for r, _ in pts]
+        out.update(binary_metrics(p, [r["label"] for r, _ in pts], thresholds, rewards))
+        verdicts = ["comply" if q >= t else "violate" for q, t in zip(p, thresholds, strict=True)]
         benign = [v for (r, _), v in zip(pts, verdicts, strict=True)
                   if r.get("benign_sensitive") and r.get("response_kind") == "helpful"]
         if benign:

@@ -127,3 +127,4 @@ def test_library_policies_render_like_policies_package() -> None:
     for pol in policies:
         doc = json.loads((library / f"{pol.wording}.json").read_text(encoding="utf-8"))
         assert pol.text == render.render_spec(schema.PolicySpec.model_validate(doc["spec"]))
+        assert {ex["threshold"] for ex in examples if ex["wording"] == pol.wording} == {doc["threshold"]}

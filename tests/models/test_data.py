@@ -28,7 +28,8 @@ def test_jsonl_roundtrip(tmp_path: Path) -> None:
     assert list(D.read_jsonl(tmp_path / "x.jsonl")) == recs
 
 
-@pytest.mark.parametrize("bad", [_point(label="maybe"), {"kind": "point"}, {"kind": "other"}])
+@pytest.mark.parametrize("bad", [_point(label="maybe"), {"kind": "point"}, {"kind": "other"}, _point(threshold=1.5),
+                                 _point(threshold="0.6")])
 def test_validate_rejects_bad_records(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         D.validate_record(bad)

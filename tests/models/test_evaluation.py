@@ -62,6 +62,15 @@ def test_compute_metrics_from_rewards() -> None:
     assert "f1" in format_table({"x": m})
 
 
+def test_a_records_own_threshold_decides_its_verdict() -> None:
+    # reward 0.5 -> p_comply 0.62 (identity calibration): comply at the default 0.5, violate at a policy's 0.7
+    recs = [_pt("violate", threshold=0.7), _pt("violate"), _pt("comply", flip="g"), _pt("violate", flip="g",
+                                                                                          threshold=0.7)]
+    m = compute_metrics(recs, [0.5, 0.5, 0.5, 0.5], Calibration())
+    assert m["recall"] == pytest.approx(2 / 3) and m["precision"] == pytest.approx(1.0)
+    assert m["flip_consistency"] == pytest.approx(1.0)
+
+
 def test_eval_main_on_tiny_checkpoint(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from models.cli import eval_main
