@@ -19,8 +19,7 @@ import hashlib
 
 from models.data import Example
 
-__all__ = ["BENIGN_TOPICS", "CONTRAST_TOPICS", "PHRASINGS", "REFUSALS", "benign_sensitive_examples", "phrasing",
-           "refusal_for"]
+__all__ = ["BENIGN_TOPICS", "CONTRAST_TOPICS", "PHRASINGS", "REFUSALS", "benign_sensitive_examples", "refusal_for"]
 
 # (topic id, family, request, helpful answer)
 BENIGN_TOPICS: list[tuple[str, str, str, str]] = [
@@ -370,7 +369,7 @@ def _phrase(template: str, request: str) -> str:
     return template.format(q=request, ql=lower)
 
 
-def phrasing(topic: str, request: str, i: int) -> str:
+def _phrasing(topic: str, request: str, i: int) -> str:
     """The ``i``-th phrasing of a topic's request (the topic fixes where in `PHRASINGS` it starts)."""
     return _phrase(PHRASINGS[(_stable_index(topic, len(PHRASINGS)) + i) % len(PHRASINGS)], request)
 
@@ -387,7 +386,7 @@ def benign_sensitive_examples(phrasings_per_topic: int = 4) -> list[Example]:
     out: list[Example] = []
     for topic, family, request, answer in BENIGN_TOPICS:
         for i in range(phrasings_per_topic):
-            prompt = phrasing(topic, request, i)
+            prompt = _phrasing(topic, request, i)
             msgs = (("user", prompt),)
             meta = {"family": family, "topic": topic}
             out.append(Example(msgs, answer, "helpful", (), "benign_sensitive", f"bs:{topic}", False, meta))
@@ -395,7 +394,7 @@ def benign_sensitive_examples(phrasings_per_topic: int = 4) -> list[Example]:
                                f"bs:{topic}", False, meta))
     for topic, category, request in CONTRAST_TOPICS:
         for i in range(2):
-            prompt = phrasing(topic, request, i)
+            prompt = _phrasing(topic, request, i)
             out.append(Example((("user", prompt),), refusal_for(f"{topic}:{i}"), "safe", (category,),
                                "benign_sensitive", f"bs:{topic}", True, {"family": "contrast", "topic": topic}))
     return out

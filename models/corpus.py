@@ -3,15 +3,13 @@
 Splits are by prompt/behaviour group, never by row:
 
 * **train**: GPTFuzz ``train.csv`` questions, AISafetyLab, configurable-safety-tuning (harmless and truthfulness),
-  HH-RLHF, OpenAI moderation, ShareGPT (when installed), our benign-but-sensitive set and our answers a children's
-  tutor must not give (`models.kids_rules`), minus held-out groups or topics, under *seen* policy wordings only.
-  JailbreakBench artifacts are never trained on (the held-out source), and AISafetyLab behaviours that overlap a
-  JailbreakBench goal are dropped.
+  HH-RLHF, OpenAI moderation, ShareGPT (when installed) and our benign-but-sensitive set, minus held-out groups,
+  under *seen* policy wordings only. JailbreakBench artifacts are never trained on (the held-out source), and
+  AISafetyLab behaviours that overlap a JailbreakBench goal are dropped.
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
-  ``calib`` marks the half used to fit the calibration), ``pairs_val``, ``bundled_examples`` and ``kids_heldout``
-  (held-out topics of `models.kids_rules`).
+  ``calib`` marks the half used to fit the calibration), ``pairs_val`` and ``bundled_examples``.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from models.augmentation import (
 )
 from models.benign_sensitive import benign_sensitive_examples
 from models.data import CATEGORIES, MODERATION_CODES, Example
-from models.kids_rules import kids_records
 from models.policy_texts import render_structured
 
 __all__ = ["BUNDLED_RULES", "build_corpus", "load_bundled_policies"]
@@ -309,8 +306,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     hh_tr, hh_val = [p for p in hh if not D.group_split(p.group, 0.1)], [p for p in hh if D.group_split(p.group, 0.1)]
     train += [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
     train += _cst_system_pairs(Path(root), rng, n(400))
-    kids_train, kids_held = kids_records(bundled)
-    train += kids_train
     rng.shuffle(train)
 
     suites = _suites(ex, splits, seen, unseen, bundled, rng)
@@ -318,7 +313,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     held_all = [e for name, (_, h) in splits.items() for e in h if name != "sharegpt"]
     suites["pairs_val"] += _pairs_within_groups(held_all, seen, rng, per_group=1)
     suites["bundled_examples"] = bundled_examples
-    suites["kids_heldout"] = kids_held
     return {"train": train, **suites}
 
 
@@ -373,8 +367,8 @@ def _suites(ex: dict[str, list[Example]], splits: dict[str, tuple[list[Example],
                 benign.append(point_record(e, pol, suite="benign_heldout"))
     mixed: list[dict[str, Any]] = []
     mixed_unseen: list[dict[str, Any]] = []
-    caps = {"gptfuzz_eval": 240, "aisafetylab": 250, "cst": 210, "cst_truthful": 110, "moderation": 250,
-            "benign": 170, "sharegpt": 60}  # every held-out group but part of moderation's
+    caps = {"gptfuzz_eval": 180, "aisafetylab": 150, "cst": 120, "cst_truthful": 50, "moderation": 150,
+            "benign": 120, "sharegpt": 60}
     for name, (_, held) in splits.items():
         for e in _sample(held, caps.get(name, 0), rng):
             calib = not D.group_split(e.group, 0.5, salt="calib")
