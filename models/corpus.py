@@ -367,8 +367,8 @@ def _suites(ex: dict[str, list[Example]], splits: dict[str, tuple[list[Example],
                 benign.append(point_record(e, pol, suite="benign_heldout"))
     mixed: list[dict[str, Any]] = []
     mixed_unseen: list[dict[str, Any]] = []
-    caps = {"gptfuzz_eval": 180, "aisafetylab": 150, "cst": 120, "cst_truthful": 50, "moderation": 150,
-            "benign": 120, "sharegpt": 60}
+    caps = {"gptfuzz_eval": 240, "aisafetylab": 250, "cst": 210, "cst_truthful": 110, "moderation": 250,
+            "benign": 170, "sharegpt": 60}  # every held-out group but part of moderation's
     for name, (_, held) in splits.items():
         for e in _sample(held, caps.get(name, 0), rng):
             calib = not D.group_split(e.group, 0.5, salt="calib")
