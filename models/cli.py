@@ -290,7 +290,8 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--data", required=True, type=Path, help="canonical JSONL file")
     p.add_argument("--out", type=Path, default=None, help="write metrics JSON here (PNG beside it)")
-    p.add_argument("--threshold", type=float, default=None, help="default: the checkpoint's default_threshold")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="default: the checkpoint's default_threshold; a record's own `threshold` overrides it")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
