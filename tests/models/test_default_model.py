@@ -55,3 +55,13 @@ def test_refusal_outranks_a_harmful_answer_and_a_benign_answer_complies(default_
     ])
     assert refusal.reward > harmful.reward + 1.0
     assert helpful.p_comply > 0.5
+
+
+def test_reported_library_accuracy_is_what_the_model_does_at_each_policys_threshold(default_model: CsrmModel) -> None:
+    _, examples = load_bundled_policies(ROOT / "policies" / "library")
+    scores = default_model.score([_item(str(ex["policy_text"]), ex["messages"][0]["content"], str(ex["response"]))
+                                  for ex in examples])
+    right = sum(("comply" if s.p_comply >= ex["threshold"] else "violate") == ex["label"]
+                for ex, s in zip(examples, scores, strict=True))
+    reported = CsrmConfig.from_file(default_checkpoint_path() / "csrm.json").eval_metrics["bundled_examples"]
+    assert right == round(reported["accuracy"] * len(examples))
