@@ -67,6 +67,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
                    "layer")
+    p.add_argument("--probe-steps", type=int, default=d.probe_steps,
+                   help="train the head alone for this many steps before fine-tuning (linear probe, then fine-tune)")
     p.add_argument("--init-adapter", type=Path, default=None,
                    help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
     p.add_argument("--w-bt", type=float, default=d.w_bt)
@@ -172,7 +174,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
-                      lora_top_layers=args.lora_top_layers,
+                      lora_top_layers=args.lora_top_layers, probe_steps=args.probe_steps,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device, precision=args.precision)

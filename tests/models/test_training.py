@@ -232,6 +232,36 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
     assert any(not torch.equal(before[n], after[n]) for n in before)
 
 
+def test_probe_stage_trains_the_head_alone_then_hands_every_parameter_back(tiny_encoder_checkpoint: Path) -> None:
+    from models.training import head_parameters, train_model
+
+    cfg = _tiny_cfg(max_steps=0, probe_steps=3, lora_top_layers=1)
+    model, units = _tiny_model_and_units(tiny_encoder_checkpoint, cfg)
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    head = {id(p) for p in head_parameters(model)}
+    summary = train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False)
+    after = dict(model.named_parameters())
+    changed = {n for n, before in trainable.items() if not torch.equal(before, after[n])}
+    assert changed and all(id(after[n]) in head for n in changed)
+    assert any("lora_" in n for n in trainable) and not any("lora_" in n for n in changed)
+    assert {n for n, p in after.items() if p.requires_grad} == set(trainable)
+    assert summary["steps"] == 0 and isinstance(summary["probe_final_loss"], float)
+
+
+def test_head_parameters_are_the_pooler_and_classifier_not_the_adapters(tiny_encoder_checkpoint: Path) -> None:
+    from models.training import head_parameters
+
+    model, _ = _tiny_model_and_units(tiny_encoder_checkpoint, _tiny_cfg(lora_top_layers=1))
+    names = {n for n, p in model.named_parameters() if any(p is h for h in head_parameters(model))}
+    assert names and all(("pooler." in n or "classifier." in n) and "lora_" not in n for n in names)
+    assert any("pooler." in n for n in names) and any("classifier." in n for n in names)
+
+
+def test_no_probe_steps_means_no_probe_stage(tiny_encoder_checkpoint: Path) -> None:
+    summary, _ = _train_tiny(tiny_encoder_checkpoint, _tiny_cfg())
+    assert summary["probe_final_loss"] is None and summary["steps"] == 2
+
+
 def _budget_cfg(budget: float | None) -> TrainConfig:
     return _tiny_cfg(epochs=10, max_steps=20, time_budget_s=budget)
 
@@ -247,7 +277,7 @@ def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(
         tiny_encoder_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bar = SimpleNamespace(total=None, n=0, update=lambda k: setattr(bar, "n", bar.n + k),
                           set_postfix=lambda **_: None, close=lambda: None)
-    monkeypatch.setattr("models.training._bar", lambda total, enabled: setattr(bar, "total", total) or bar)
+    monkeypatch.setattr("models.training._bar", lambda total, enabled, desc: setattr(bar, "total", total) or bar)
     summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0))
     assert summary["planned_steps"] == summary["steps"] == 10
     assert not summary["stopped_by_time_budget"]
