@@ -74,7 +74,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--w-bt", type=float, default=d.w_bt)
     p.add_argument("--w-bce", type=float, default=d.w_bce)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--time-budget", type=float, default=None, help="stop fine-tuning after this many seconds (a probe stage is not counted)")
+    p.add_argument("--time-budget", type=float, default=None,
+                   help="stop fine-tuning after this many seconds (a probe stage is not counted)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="auto")
