@@ -207,8 +207,9 @@ def _train_tiny(checkpoint: Path, cfg: TrainConfig,
     return summary, [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
 
-def test_same_seed_same_run(tiny_encoder_checkpoint: Path) -> None:
-    cfg = _tiny_cfg()
+@pytest.mark.parametrize("probe_steps", [0, 2])
+def test_same_seed_same_run(tiny_encoder_checkpoint: Path, probe_steps: int) -> None:
+    cfg = _tiny_cfg(probe_steps=probe_steps, lora_top_layers=1)
     (first, first_weights), (second, second_weights) = (_train_tiny(tiny_encoder_checkpoint, cfg) for _ in range(2))
     assert first["mean_loss"] == second["mean_loss"]
     assert all(torch.equal(a, b) for a, b in zip(first_weights, second_weights, strict=True))
