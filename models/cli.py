@@ -67,7 +67,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
                    "layer")
-    p.add_argument("--probe-steps", type=int, default=d.probe_steps,
+    p.add_argument("--probe-steps", type=_non_negative, default=d.probe_steps,
                    help="train the head alone for this many steps before fine-tuning (linear probe, then fine-tune)")
     p.add_argument("--init-adapter", type=Path, default=None,
                    help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
@@ -95,6 +95,12 @@ def _top_layers(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}")
     return value
+
+
+def _non_negative(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
 
 
 def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:

@@ -298,6 +298,17 @@ def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iter
         epoch += 1
 
 
+def _optimizer_step(model: torch.nn.Module, batch: Sequence[Unit], params: list[torch.nn.Parameter],
+                    opt: torch.optim.Optimizer, pad_id: int, device: torch.device, cfg: TrainConfig) -> float:
+    """One step on ``batch`` (gradients clipped to norm 1 over ``params``); the batch's loss."""
+    loss = batch_loss(model, batch, pad_id, device, cfg)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
 HEAD_MODULES = ("classifier", "score", "pooler")
 
 
@@ -315,7 +326,7 @@ def probe_head(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig, 
     without a probe. The learning rate decays linearly from ``cfg.lr`` to 0. Returns the last loss (None: no steps).
     """
     head = head_parameters(model)
-    if not cfg.probe_steps or not head:
+    if cfg.probe_steps <= 0 or not head:
         return None
     frozen = [p for p in model.parameters() if p.requires_grad and all(p is not h for h in head)]
     for p in frozen:
@@ -326,13 +337,8 @@ def probe_head(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig, 
     bar, value = _bar(min(cfg.probe_steps, len(batches)), progress, "probe"), None
     model.train()
     for batch in batches[: cfg.probe_steps]:
-        loss = batch_loss(model, batch, pad_id, device, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(head, 1.0)
-        opt.step()
+        value = _optimizer_step(model, batch, head, opt, pad_id, device, cfg)
         sched.step()
-        value = float(loss.detach())
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4f}")
@@ -386,11 +392,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             stopped = True
             logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, plan)
             break
-        loss = batch_loss(model, batch, pad_id, device, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        value = _optimizer_step(model, batch, params, opt, pad_id, device, cfg)
         step += 1
         if cfg.time_budget_s is not None and step >= max(1, warmup):
             fit = _steps_that_fit(step, total, clock() - start, cfg.time_budget_s)
@@ -400,7 +402,6 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             if bar is not None:
                 bar.total = plan
         sched.step()
-        value = float(loss.detach())
         losses.append(value)
         ema = value if ema is None else 0.98 * ema + 0.02 * value
         if bar is not None:

@@ -168,6 +168,15 @@ def test_lora_top_layers_flag_rejects_bad_values(text: str) -> None:
         _top_layers(text)
 
 
+@pytest.mark.parametrize("text", ["-1", "x", "", "2.5"])
+def test_probe_steps_flag_rejects_what_is_not_a_step_count(text: str) -> None:
+    from models.cli import _non_negative
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _non_negative(text)
+    assert _non_negative("300") == 300 and _non_negative("0") == 0
+
+
 def test_lora_top_layers_flag_parses() -> None:
     from models.cli import _top_layers
 
