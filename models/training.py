@@ -328,7 +328,8 @@ def probe_head(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig, 
     head = head_parameters(model)
     if cfg.probe_steps <= 0 or not head:
         return None
-    frozen = [p for p in model.parameters() if p.requires_grad and all(p is not h for h in head)]
+    head_ids = {id(p) for p in head}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
     for p in frozen:
         p.requires_grad_(False)
     opt = torch.optim.AdamW(head, lr=cfg.lr, weight_decay=cfg.weight_decay)

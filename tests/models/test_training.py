@@ -174,6 +174,11 @@ def test_probe_steps_flag_rejects_what_is_not_a_step_count(text: str) -> None:
 
     with pytest.raises(argparse.ArgumentTypeError):
         _non_negative(text)
+
+
+def test_probe_steps_flag_parses() -> None:
+    from models.cli import _non_negative
+
     assert _non_negative("300") == 300 and _non_negative("0") == 0
 
 
