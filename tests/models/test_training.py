@@ -263,6 +263,26 @@ def test_probe_stage_trains_the_head_alone_then_hands_every_parameter_back(tiny_
     assert summary["steps"] == 0 and isinstance(summary["probe_final_loss"], float)
 
 
+def test_a_probe_leaves_the_fine_tuning_data_order_as_it_was(tiny_encoder_checkpoint: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.training as training
+
+    real = training.batch_loss
+
+    def batches_seen(probe_steps: int) -> list[list[tuple[int, ...]]]:
+        cfg = _tiny_cfg(max_steps=4, probe_steps=probe_steps, lora_top_layers=1)
+        model, units = _tiny_model_and_units(tiny_encoder_checkpoint, cfg)
+        seen: list[list[tuple[int, ...]]] = []
+        monkeypatch.setattr(training, "batch_loss", lambda m, batch, *a: seen.append(
+            [u.first.input_ids for u in batch]) or real(m, batch, *a))
+        training.train_model(model, units, cfg, pad_id=0, device=torch.device("cpu"), progress=False)
+        return seen
+
+    plain, probed = batches_seen(0), batches_seen(3)
+    assert len(plain) == 4 and len(probed) == 7
+    assert probed[3:] == plain and probed[:3] != plain[:3]
+
+
 def test_head_parameters_are_the_pooler_and_classifier_not_the_adapters(tiny_encoder_checkpoint: Path) -> None:
     from models.training import head_parameters
 
