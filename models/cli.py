@@ -73,9 +73,6 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="continue training from this LoRA checkpoint directory instead of a fresh adapter")
     p.add_argument("--w-bt", type=float, default=d.w_bt)
     p.add_argument("--w-bce", type=float, default=d.w_bce)
-    p.add_argument("--w-allowed-harm", type=float, default=d.w_allowed_harm,
-                   help="cross-entropy weight of harmful answers labelled comply because the policy allows their "
-                   "category (1 = like every other item)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop fine-tuning after this many seconds (a probe stage is not counted)")
@@ -185,8 +182,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
                       lora_top_layers=args.lora_top_layers, probe_steps=args.probe_steps,
-                      full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce,
-                      w_allowed_harm=args.w_allowed_harm, seed=args.seed,
+                      full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device, precision=args.precision)
     t0 = time.monotonic()
@@ -198,7 +194,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     config = CsrmConfig(architecture="encoder", template_id="encoder-pair/1", max_length=cfg.max_length,
                         policy_token_budget=cfg.policy_token_budget, base_model=_base_ref(args),
                         model_id=args.model_id or args.out.resolve().name)
-    units = encode_records(sets["train"], TemplatePool(tok, config.template_id, cfg).encode, cfg.w_allowed_harm)
+    units = encode_records(sets["train"], TemplatePool(tok, config.template_id, cfg).encode)
     logger.info("encoded %d units (%d sequences) in %.0f s", len(units), sum(u.seqs for u in units),
                 time.monotonic() - t0)
 

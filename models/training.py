@@ -69,7 +69,6 @@ class TrainConfig:
     probe_steps: int = 0
     w_bt: float = 1.0
     w_bce: float = 1.0
-    w_allowed_harm: float = 1.0
     seed: int = 0
     time_budget_s: float | None = None
     checkpoint_every: int = 200
@@ -88,15 +87,13 @@ class Unit:
     """One training unit: a pointwise item (``label`` set) or a pair (``rejected`` set).
 
     A ``labelled`` pair is also two pointwise items, ``first`` complying and ``rejected`` violating: each sequence is
-    computed once for both the Bradley-Terry and the cross-entropy term. ``weight`` is the cross-entropy weight of
-    ``first`` as a pointwise item.
+    computed once for both the Bradley-Terry and the cross-entropy term.
     """
 
     first: EncodedInput
     label: float | None = None
     rejected: EncodedInput | None = None
     labelled: bool = False
-    weight: float = 1.0
 
     @property
     def seqs(self) -> int:
@@ -112,22 +109,17 @@ def bt_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     return -F.logsigmoid(chosen - rejected).mean()
 
 
-def bce_loss(rewards: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Binary cross-entropy of ``sigmoid(reward)`` against labels (1 = comply, 0 = violate).
-
-    With ``weights``, the weighted mean ``sum(w * loss) / sum(w)``; without, the plain mean.
-    """
-    if weights is None:
-        return F.binary_cross_entropy_with_logits(rewards, labels)
-    return (F.binary_cross_entropy_with_logits(rewards, labels, reduction="none") * weights).sum() / weights.sum()
+def bce_loss(rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``sigmoid(reward)`` against labels (1 = comply, 0 = violate)."""
+    return F.binary_cross_entropy_with_logits(rewards, labels)
 
 
 def joint_loss(point_rewards: torch.Tensor, labels: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
-               *, w_bce: float = 1.0, w_bt: float = 1.0, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """``w_bce * BCE + w_bt * BT`` (BCE weighted per item by ``weights``); a term with no items contributes 0."""
+               *, w_bce: float = 1.0, w_bt: float = 1.0) -> torch.Tensor:
+    """``w_bce * BCE + w_bt * BT``; a term with no items contributes 0."""
     total = point_rewards.new_zeros(())
     if point_rewards.numel():
-        total = total + w_bce * bce_loss(point_rewards, labels, weights)
+        total = total + w_bce * bce_loss(point_rewards, labels)
     if chosen.numel():
         total = total + w_bt * bt_loss(chosen, rejected)
     return total
@@ -158,15 +150,13 @@ class TemplatePool:
         return self._pool[length].encode(item)
 
 
-def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInput], EncodedInput],
-                   allowed_harm_weight: float = 1.0) -> list[Unit]:
+def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInput], EncodedInput]) -> list[Unit]:
     """Encode canonical records into units, skipping (and logging) records the template refuses.
 
     Point records that share a ``flip`` id (one conversation under contrasting policies) with one ``comply`` and one
     ``violate`` label become one labelled pair unit, comply over violate: the Bradley-Terry term on that pair sees only
     the policy change, which is what teaches the model to read the configuration, and each side keeps its
-    cross-entropy term. A harmful answer labelled ``comply`` (its category allowed by the policy) gets cross-entropy
-    weight ``allowed_harm_weight``.
+    cross-entropy term.
     """
     units: list[Unit] = []
     flips: dict[str, list[Unit]] = defaultdict(list)
@@ -174,9 +164,7 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     for rec in records:
         try:
             if rec["kind"] == "point":
-                complies = rec["label"] == "comply"
-                weight = allowed_harm_weight if complies and rec.get("response_kind") == "harmful" else 1.0
-                unit = Unit(encode(_to_input(rec, rec["response"])), label=float(complies), weight=weight)
+                unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0)
                 if rec.get("flip") is None:
                     units.append(unit)
                 else:
@@ -192,7 +180,7 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     for group in flips.values():
         comply, violate = ([u for u in group if u.label == y] for y in (1.0, 0.0))
         if len(comply) == len(violate) == 1:
-            units.append(Unit(comply[0].first, rejected=violate[0].first, labelled=True, weight=comply[0].weight))
+            units.append(Unit(comply[0].first, rejected=violate[0].first, labelled=True))
         else:
             units += group
     return units
@@ -252,9 +240,7 @@ def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, devic
     point_rewards = torch.cat([rewards[:n_p], chosen[sides], rejected[sides]])
     labels = torch.tensor([u.label or 0.0 for u in points] + [1.0] * len(sides) + [0.0] * len(sides),
                           dtype=rewards.dtype, device=device)
-    weighted = [u.weight for u in points] + [pairs[i].weight for i in sides.tolist()] + [1.0] * len(sides)
-    weights = None if all(w == 1.0 for w in weighted) else torch.tensor(weighted, dtype=rewards.dtype, device=device)
-    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt, weights=weights)
+    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt)
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:

@@ -29,13 +29,6 @@ def test_bce_loss_known_values() -> None:
     assert float(bce_loss(torch.tensor([3.0]), torch.tensor([0.0]))) == pytest.approx(math.log(1 + math.exp(3)))
 
 
-def test_bce_loss_weighted_mean_known_values() -> None:
-    rewards, labels = torch.tensor([0.0, math.log(3)]), torch.tensor([1.0, 0.0])
-    weighted = bce_loss(rewards, labels, torch.tensor([1.0, 3.0]))
-    assert float(weighted) == pytest.approx((math.log(2) + 3 * math.log(4)) / 4)
-    assert float(bce_loss(rewards, labels, torch.ones(2))) == pytest.approx(float(bce_loss(rewards, labels)))
-
-
 def test_joint_loss_weights_and_empty_terms() -> None:
     r, y = torch.tensor([0.0]), torch.tensor([1.0])
     c, j = torch.tensor([0.0]), torch.tensor([0.0])
@@ -72,32 +65,6 @@ def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> N
     pairs = [u for u in units if u.rejected is not None]
     assert len(pairs) == 1 and pairs[0].labelled
     assert pairs[0].first is encoded["allow weapons"] and pairs[0].rejected is encoded["deny weapons"]
-
-
-def test_encode_records_weights_harmful_answers_labelled_comply() -> None:
-    from models.training import encode_records
-
-    def rec(policy: str, label: str, kind: str, flip: str | None = None) -> dict[str, object]:
-        return {**_flip_record(policy, label, flip), "response_kind": kind}
-
-    recs = [rec("allow weapons", "comply", "harmful"), rec("deny weapons", "violate", "harmful"),
-            rec("deny hate", "comply", "safe"), rec("allow hate", "comply", "harmful", "f1"),
-            rec("deny hate", "violate", "harmful", "f1")]
-    encoded = {r["policy_text"]: _enc(3 + i) for i, r in enumerate(recs)}
-    units = encode_records(recs, lambda item: encoded[item.policy_text], allowed_harm_weight=0.25)
-    assert [(u.label, u.weight) for u in units if u.rejected is None] == [(1.0, 0.25), (0.0, 1.0), (1.0, 1.0)]
-    [pair] = [u for u in units if u.rejected is not None]
-    assert pair.labelled and pair.first is encoded["allow hate"] and pair.weight == 0.25
-
-
-def test_batch_loss_weights_the_comply_side_of_a_labelled_pair() -> None:
-    from models.training import batch_loss
-
-    chosen, rejected = _enc(3), _enc(4)
-    model = _FixedRewards({3: 2.0, 4: -1.0})
-    cfg = TrainConfig(w_bce=1.0, w_bt=0.0, precision="float32")
-    loss = batch_loss(model, [Unit(chosen, rejected=rejected, labelled=True, weight=0.5)], 0, torch.device("cpu"), cfg)
-    assert float(loss) == pytest.approx((0.5 * math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0))) / 1.5)
 
 
 def test_labelled_pair_loss_is_bce_on_both_sides_plus_bt() -> None:
