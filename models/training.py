@@ -249,6 +249,9 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | Non
     return None if dtype == torch.float32 else dtype
 
 
+HEAD_MODULES = ("classifier", "score", "pooler")
+
+
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     """Wrap a sequence classifier with a LoRA adapter; the classifier head is trained in full.
 
@@ -261,9 +264,8 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     depth = int(model.config.num_hidden_layers)
     top = cfg.lora_top_layers
     layers = None if top is None or top >= depth else list(range(depth - top, depth))
-    heads = ["classifier"]
-    if layers is not None and any(name.endswith(".pooler") for name, _ in model.named_modules()):
-        heads.append("pooler")
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    heads = [m for m in HEAD_MODULES if m in present and (m != "pooler" or layers is not None)]
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
                       layers_to_transform=layers, modules_to_save=heads)
@@ -308,8 +310,6 @@ def _optimizer_step(model: torch.nn.Module, batch: Sequence[Unit], params: list[
     opt.step()
     return float(loss.detach())
 
-
-HEAD_MODULES = ("classifier", "score", "pooler")
 
 
 def head_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
