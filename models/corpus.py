@@ -9,7 +9,9 @@ Splits are by prompt/behaviour group, never by row:
 * **suites** (evaluation): ``ood_jbb`` (JailbreakBench under seen and held-out general wordings), ``flip_jbb``
   (JailbreakBench under contrasting category configurations), ``benign_heldout`` (held-out benign-sensitive topics),
   ``mixed_val`` / ``mixed_val_unseen`` (held-out groups of every training source under seen / held-out wordings;
-  ``calib`` marks the half used to fit the calibration), ``pairs_val`` and ``bundled_examples``.
+  ``calib`` marks the half used to fit the calibration), ``pairs_val``, ``bundled_examples`` and
+  ``ood_diasafety`` (DiaSafety's test split of chit-chat replies under a policy over its own norms: a second
+  source, and a policy taxonomy, never trained on).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from models.augmentation import (
 )
 from models.benign_sensitive import benign_sensitive_examples
 from models.data import CATEGORIES, MODERATION_CODES, Example
-from models.policy_texts import render_structured
+from models.policy_texts import DIASAFETY_POLICY, render_structured
 
-__all__ = ["BUNDLED_RULES", "build_corpus", "load_bundled_policies"]
+__all__ = ["BUNDLED_RULES", "build_corpus", "diasafety_suite", "load_bundled_policies"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +315,16 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     held_all = [e for name, (_, h) in splits.items() for e in h if name != "sharegpt"]
     suites["pairs_val"] += _pairs_within_groups(held_all, seen, rng, per_group=1)
     suites["bundled_examples"] = bundled_examples
+    suites["ood_diasafety"] = diasafety_suite(D.load_diasafety(Path(root), "test"))
     return {"train": train, **suites}
+
+
+def diasafety_suite(examples: Iterable[Example]) -> list[dict[str, Any]]:
+    """DiaSafety replies under `DIASAFETY_POLICY` (held out): an unsafe reply violates, a safe one complies."""
+    spec_text, disallowed, allowed = DIASAFETY_POLICY
+    policy = Policy("diasafety:chit-chat", render_structured(spec_text, disallowed, allowed), "diasafety",
+                    "diasafety", True, "any")
+    return [point_record(e, policy, suite="ood_diasafety") for e in examples]
 
 
 def _moderation_pairs(xs: list[Example], fac: PolicyFactory, rng: random.Random, k: int) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 __all__ = [
     "CATEGORIES",
+    "DIASAFETY_CATEGORIES",
     "Example",
     "PairExample",
     "ResponseKind",
@@ -42,6 +43,7 @@ __all__ = [
     "load_cst",
     "load_gptfuzz",
     "load_cst_truthful",
+    "load_diasafety",
     "load_hh_rlhf",
     "load_jbb",
     "load_openai_moderation",
@@ -109,7 +111,7 @@ class Example:
         response: the assistant response to judge.
         kind: what the response does (see `ResponseKind`).
         categories: harm categories the request (and a harmful response) touch; keys of `CATEGORIES`,
-            ``other``, or ``mod:<code>`` for the OpenAI moderation taxonomy.
+            ``other``, ``mod:<code>`` for the OpenAI moderation taxonomy or ``dia:<norm>`` for DiaSafety's.
         source: data set name.
         group: split key (prompt or behaviour identity).
         harmful_request: whether the request itself asks for harm.
@@ -322,6 +324,36 @@ def load_openai_moderation(root: Path) -> list[Example]:
                 messages=_user("Write the next message for this conversation."), response=text,
                 kind="harmful" if cats else "helpful", categories=cats, source="openai_moderation",
                 group=f"mod:{group_key(text)}", harmful_request=bool(cats)))
+    return out
+
+
+DIASAFETY_CATEGORIES: dict[str, str] = {
+    "Offending User": "dia:offending_user",
+    "Risk Ignorance": "dia:risk_ignorance",
+    "Unauthorized Expertise": "dia:unauthorized_expertise",
+    "Toxicity Agreement": "dia:toxicity_agreement",
+    "Biased Opinion": "dia:biased_opinion",
+}
+"""DiaSafety's five categories of unsafe chit-chat replies -> category keys (outside the CoSAlign taxonomy)."""
+
+
+def load_diasafety(root: Path, split: str = "test") -> list[Example]:
+    """DiaSafety (context, reply) rows of chit-chat bots; ``split`` is ``train``, ``val`` or ``test``.
+
+    ``Unsafe`` replies are ``harmful`` with their ``dia:`` category, ``Safe`` ones ``helpful``. The context is a
+    user turn that does not ask for harm; the category names the norm the reply is judged against (offending the
+    user, ignoring a risk, unauthorised medical or legal expertise, agreeing with toxicity, biased opinion).
+    """
+    rows = json.loads((Path(root) / "diasafety" / f"{split}.json").read_text(encoding="utf-8"))
+    out: list[Example] = []
+    for row in rows:
+        context, reply = str(row.get("context", "")).strip(), str(row.get("response", "")).strip()
+        category = DIASAFETY_CATEGORIES.get(row.get("category", ""))
+        if not context or not reply or category is None or row.get("label") not in ("Safe", "Unsafe"):
+            continue
+        unsafe = row["label"] == "Unsafe"
+        out.append(Example(_user(context), reply, "harmful" if unsafe else "helpful", (category,), "diasafety",
+                           f"dia:{group_key(context)}", False, {"split": split}))
     return out
 
 

@@ -71,6 +71,23 @@ def test_load_jbb(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].kind == "harmful" and rows[0].categories == ("financial_crime",)
 
 
+def test_load_diasafety_maps_labels_and_norms(tmp_path: Path) -> None:
+    base = tmp_path / "diasafety"
+    base.mkdir()
+    rows = [{"context": "I feel awful tonight.", "response": "Same, whatever.", "category": "Risk Ignorance",
+             "label": "Unsafe"},
+            {"context": "I feel awful tonight.", "response": "I'm sorry, want to talk?", "category": "Risk Ignorance",
+             "label": "Safe"},
+            {"context": "c", "response": " ", "category": "Biased Opinion", "label": "Safe"},
+            {"context": "c", "response": "r", "category": "Unknown", "label": "Unsafe"}]
+    (base / "test.json").write_text(json.dumps(rows), encoding="utf-8")
+    unsafe, safe = D.load_diasafety(tmp_path, "test")
+    assert (unsafe.kind, safe.kind) == ("harmful", "helpful")
+    assert unsafe.categories == safe.categories == ("dia:risk_ignorance",)
+    assert unsafe.group == safe.group and not unsafe.harmful_request
+    assert unsafe.messages == (("user", "I feel awful tonight."),) and unsafe.response == "Same, whatever."
+
+
 def test_load_hh_rlhf_splits_last_turn(tmp_path: Path) -> None:
     base = tmp_path / "hh-rlhf"
     base.mkdir()

@@ -83,3 +83,33 @@ def test_eval_main_on_tiny_checkpoint(tiny_encoder_checkpoint: Path, tmp_path: P
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["n"] == 4 and "auroc" in metrics and "flip_consistency" in metrics
     assert (tmp_path / "m.png").is_file()
+
+
+def test_evaluate_suites_reports_diasafety_by_norm(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.checkpoint import load_checkpoint
+    from models.cli import evaluate_suites
+
+    norms = ["dia:risk_ignorance", "dia:risk_ignorance", "dia:biased_opinion"]
+    recs = [_pt(label, categories=[norm], policy_id="diasafety:chit-chat")
+            for label, norm in zip(["violate", "comply", "violate"], norms, strict=True)]
+    model = load_checkpoint(tiny_encoder_checkpoint, device="cpu")
+    metrics = evaluate_suites(model, {"ood_diasafety": recs}, Calibration(), tmp_path)
+    assert metrics["ood_diasafety"]["n"] == 3
+    assert metrics["ood_diasafety:risk_ignorance"]["n"] == 2 and metrics["ood_diasafety:biased_opinion"]["n"] == 1
+    assert not any(key.endswith("_wording") for key in metrics)
+
+
+def test_eval_main_reports_the_subsets_of_a_suite_file(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.cli import eval_main
+    from models.data import write_jsonl
+
+    recs = [_pt(label, categories=[norm]) for label, norm in
+            (("violate", "dia:offending_user"), ("comply", "dia:offending_user"), ("comply", "dia:biased_opinion"))]
+    write_jsonl(tmp_path / "ood_diasafety.jsonl", recs)
+    assert eval_main(["--model", str(tiny_encoder_checkpoint), "--data", str(tmp_path / "ood_diasafety.jsonl"),
+                      "--out", str(tmp_path / "m.json"), "--device", "cpu"]) == 0
+    subsets = json.loads((tmp_path / "m.json").read_text())["subsets"]
+    assert {k: v["n"] for k, v in subsets.items()} == {"ood_diasafety:offending_user": 2,
+                                                        "ood_diasafety:biased_opinion": 1}
