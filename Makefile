@@ -33,7 +33,7 @@ OUT ?= $(WORK)/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --precision bfloat16 --epochs 1.0 \
-		--time-budget 2700 --probe-steps 300 --model-id csrm-minilm-l6-default-0.8
+		--time-budget 2700 --probe-steps 300 --batch-size 8 --model-id csrm-minilm-l6-default-0.9
 
 clean:
 	rm -rf $(VENV) build *.egg-info
