@@ -26,7 +26,7 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
-# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 46 min measured on 2 CPU cores.
+# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 38 min measured on 2 CPU cores.
 DATA ?= ../shared/data
 WORK ?= runs/default
 OUT ?= $(WORK)/model
