@@ -26,14 +26,14 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
-# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 38 min measured on 2 CPU cores.
+# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 46 min measured on 2 CPU cores.
 DATA ?= ../shared/data
 WORK ?= runs/default
 OUT ?= $(WORK)/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --precision bfloat16 --epochs 1.0 \
-		--time-budget 2700 --probe-steps 300 --batch-size 8 --model-id csrm-minilm-l6-default-0.9
+		--time-budget 2700 --probe-steps 300 --model-id csrm-minilm-l6-default-0.8
 
 clean:
 	rm -rf $(VENV) build *.egg-info

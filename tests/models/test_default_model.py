@@ -13,7 +13,7 @@ from models.types import Message, ScoreInput
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ("ood_jbb", "flip_jbb", "benign_heldout", "mixed_val_test_half", "mixed_val_unseen", "pairs_val",
-          "bundled_examples", "ood_diasafety")
+          "bundled_examples")
 
 
 @pytest.fixture(scope="module")
