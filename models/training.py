@@ -311,7 +311,6 @@ def _optimizer_step(model: torch.nn.Module, batch: Sequence[Unit], params: list[
     return float(loss.detach())
 
 
-
 def head_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The trainable parameters of the head (classifier / score layer and an encoder's pooler), not the encoder's."""
     return [p for name, p in model.named_parameters()
