@@ -252,7 +252,7 @@ def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, sk
 
 def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any, work: Path,
                     progress: bool = False) -> dict[str, Any]:
-    """Score every evaluation suite, and the subsets `_breakdown` names."""
+    """Score every evaluation suite, and the subsets `_subset_metrics` reports."""
     from models.evaluation import compute_metrics, reliability_diagram, score_records
 
     out: dict[str, Any] = {}
@@ -263,9 +263,7 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
         scores = score_records(model, recs, progress=progress)
         _dump_scores(work / "eval" / f"{name}.scores.jsonl", recs, scores)
         out[name] = compute_metrics(recs, scores, cal)
-        for tag, sub in _breakdown(name, recs, scores).items():
-            if sub:
-                out[f"{name}:{tag}"] = compute_metrics([r for r, _ in sub], [s for _, s in sub], cal)
+        out.update(_subset_metrics(name, recs, scores, cal))
         pts = [(r, s) for r, s in zip(recs, scores, strict=True) if r["kind"] == "point" and s is not None]
         if pts and name in ("ood_jbb", "mixed_val_unseen"):
             reliability_diagram([cal.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
@@ -274,20 +272,30 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
     return out
 
 
-def _breakdown(name: str, recs: Sequence[dict[str, Any]],
-               scores: Sequence[Any]) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    """The subsets a suite is also reported on: seen / held-out wording, the bundled policy, DiaSafety's norms."""
-    scored = list(zip(recs, scores, strict=True))
-    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+def _subset_tag(name: str, record: dict[str, Any]) -> list[str]:
+    """The subsets of suite ``name`` a record also counts in: its wording, the bundled policy, its DiaSafety norm."""
+    tags = []
     if name in ("ood_jbb", "flip_jbb", "benign_heldout"):
-        out["seen_wording"] = [(r, s) for r, s in scored if not r.get("held_out_wording")]
-        out["unseen_wording"] = [(r, s) for r, s in scored if r.get("held_out_wording")]
-    if name == "ood_jbb":
-        out["bundled_general_safety"] = [(r, s) for r, s in scored if r.get("policy_id") == "bundled:general-safety"]
+        tags.append("unseen_wording" if record.get("held_out_wording") else "seen_wording")
+    if name == "ood_jbb" and record.get("policy_id") == "bundled:general-safety":
+        tags.append("bundled_general_safety")
     if name == "ood_diasafety":
-        for r, s in scored:
-            out.setdefault(str((r.get("categories") or ["unknown"])[0]).removeprefix("dia:"), []).append((r, s))
-    return out
+        tags.append(str((record.get("categories") or ["unknown"])[0]).removeprefix("dia:"))
+    return tags
+
+
+def _subset_metrics(name: str, recs: Sequence[dict[str, Any]], scores: Sequence[Any], cal: Any,
+                   threshold: float = 0.5) -> dict[str, Any]:
+    """Metrics of suite ``name`` on each subset it is also reported on, keyed ``name:subset``."""
+    from models.evaluation import compute_metrics
+
+    subsets: dict[str, tuple[list[dict[str, Any]], list[Any]]] = {}
+    for rec, score in zip(recs, scores, strict=True):
+        for tag in _subset_tag(name, rec):
+            sub_recs, sub_scores = subsets.setdefault(f"{name}:{tag}", ([], []))
+            sub_recs.append(rec)
+            sub_scores.append(score)
+    return {key: compute_metrics(r, s, cal, threshold) for key, (r, s) in subsets.items()}
 
 
 def _dump_scores(path: Path, recs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> None:
@@ -331,9 +339,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
         reliability_diagram([model.calibration.p_comply(float(s)) for _, s in pts], [r["label"] for r, _ in pts],
                             png, title=Path(args.data).name)
         metrics["reliability_png"] = str(png)
-    subsets = {f"{Path(args.data).stem}:{tag}": compute_metrics([r for r, _ in sub], [s for _, s in sub],
-                                                                 model.calibration, thr)
-               for tag, sub in _breakdown(Path(args.data).stem, recs, scores).items() if sub}
+    subsets = _subset_metrics(Path(args.data).stem, recs, scores, model.calibration, thr)
     print(format_table({Path(args.data).name: metrics, **subsets}))
     if subsets:
         metrics["subsets"] = subsets
