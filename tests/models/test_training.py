@@ -241,7 +241,8 @@ def test_bfloat16_precision_autocasts_the_forward_and_keeps_float32_weights(tiny
         full = float(batch_loss(model, units[:4], 0, cpu, TrainConfig(precision="float32")))
     assert half != full and half == pytest.approx(full, abs=0.05)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    train_model(model, units, cfg, pad_id=0, device=cpu, progress=False)
+    summary = train_model(model, units, cfg, pad_id=0, device=cpu, progress=False)
+    assert summary["precision"] == "bfloat16"
     after = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.dtype == torch.float32 for p in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
@@ -328,3 +329,26 @@ def test_a_run_slowed_only_at_first_gets_its_full_plan_back(tiny_encoder_checkpo
         summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(30.0), seconds_after)
     assert "allows 15 of 20 steps" in caplog.text
     assert summary["planned_steps"] == summary["steps"] == 20
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx2 avx512f avx512_bf16 sse", True), ("fpu amx_bf16", True),
+                                               ("fpu avx2 avx512f avx512bw", False)])
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    from models.training import cpu_has_native_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert cpu_has_native_bfloat16(cpuinfo) is native
+    assert cpu_has_native_bfloat16(tmp_path / "absent") is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_on_cuda_and_where_the_cpu_has_it(monkeypatch: pytest.MonkeyPatch,
+                                                                       native: bool) -> None:
+    from models import training
+
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: native)
+    assert training.resolve_precision("auto", "cpu") == ("bfloat16" if native else "float32")
+    assert training.resolve_precision("auto", "cuda") == "bfloat16"
+    assert training.resolve_precision("float32", "cuda") == "float32"
+    assert training.resolve_precision("bfloat16", "cpu") == "bfloat16"
