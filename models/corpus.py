@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from models import data as D
-from models.attack_framing import affirm_response, cut_response, frame_example
+from models.attack_framing import cut_response, frame_example
 from models.augmentation import (
     Policy,
     PolicyFactory,
@@ -59,10 +59,6 @@ sources or ``cat:<category>`` tags whose label under that policy would be ambigu
 FRAME_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.3, "cst": 0.4, "benign": 0.25, "sharegpt": 0.15}
 """Share of each source's training examples whose request is wrapped in an attack frame (`models.attack_framing`);
 pairs and evaluation suites keep the plain requests."""
-
-AFFIRM_P: dict[str, float] = {source: 0.35 for source in ("gptfuzz", "aisafetylab", "cst", "cst_truthful", "benign",
-                                                          "sharegpt")}
-"""Share of harmful and helpful answers given an affirmative opener (`affirm_response`), before any framing."""
 
 CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
 """Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
@@ -300,8 +296,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     for name, (tr, _) in splits.items():
         tr = _sample(tr, caps.get(name, 0), rng)
         for e in tr:
-            if e.kind in ("harmful", "helpful") and rng.random() < AFFIRM_P.get(name, 0.0):
-                e = affirm_response(e, rng)
             if rng.random() < FRAME_P.get(name, 0.0) and not e.meta.get("attack"):
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
