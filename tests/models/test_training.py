@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 from collections.abc import Callable
@@ -352,3 +353,15 @@ def test_auto_precision_is_bfloat16_on_cuda_and_where_the_cpu_has_it(monkeypatch
     assert training.resolve_precision("auto", "cuda") == "bfloat16"
     assert training.resolve_precision("float32", "cuda") == "float32"
     assert training.resolve_precision("bfloat16", "cpu") == "bfloat16"
+
+
+def test_asking_for_bfloat16_where_the_cpu_emulates_it_warns(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from models import training
+
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: False)
+    with caplog.at_level(logging.INFO, logger="models.training"):
+        assert training._run_precision("auto", "cpu") == "float32"
+        assert "emulated" not in caplog.text
+        assert training._run_precision("bfloat16", "cpu") == "bfloat16"
+    assert "emulated" in caplog.text and "forward pass in bfloat16" in caplog.text
