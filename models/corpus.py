@@ -270,6 +270,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
         ``{"train": [...], "ood_jbb": [...], "flip_jbb": [...], ...}`` canonical records.
     """
     rng = random.Random(seed)
+    suite_rng = random.Random(f"suites:{seed}")  # its own stream: a change to the training records keeps the suites
     bundled, bundled_examples = load_bundled_policies(policies_dir)
     cos = json.loads((Path(root) / "cosalign" / "categorical_config_templates.json").read_text(encoding="utf-8"))
     seen = PolicyFactory(cos["config_instruction_templates"], bundled, held_out=False)
@@ -279,7 +280,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
         "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
-        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, rng)),
+        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, suite_rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
         "cst_truthful": _split(ex["cst_truthful"], 0.1),
@@ -310,10 +311,11 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     train += _cst_system_pairs(Path(root), rng, n(400))
     rng.shuffle(train)
 
-    suites = _suites(ex, splits, seen, unseen, bundled, rng)
-    suites["pairs_val"] = [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_val, min(len(hh_val), 150))]
+    suites = _suites(ex, splits, seen, unseen, bundled, suite_rng)
+    suites["pairs_val"] = [hh_pair(p, seen.general_policy(suite_rng))
+                           for p in suite_rng.sample(hh_val, min(len(hh_val), 150))]
     held_all = [e for name, (_, h) in splits.items() for e in h if name != "sharegpt"]
-    suites["pairs_val"] += _pairs_within_groups(held_all, seen, rng, per_group=1)
+    suites["pairs_val"] += _pairs_within_groups(held_all, seen, suite_rng, per_group=1)
     suites["bundled_examples"] = bundled_examples
     suites["ood_diasafety"] = diasafety_suite(D.load_diasafety(Path(root), "test"))
     return {"train": train, **suites}

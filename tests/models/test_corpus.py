@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from models import corpus
+from models.benign_sensitive import benign_sensitive_examples
 from models.corpus import diasafety_suite
 from models.data import DIASAFETY_CATEGORIES, Example, ResponseKind
 
@@ -24,3 +32,39 @@ def test_diasafety_policy_disallows_one_entry_per_norm() -> None:
     text = diasafety_suite([_reply("r", "helpful", "dia:biased_opinion")])[0]["policy_text"]
     disallowed = text.split("Disallowed:\n")[1].split("\nAllowed:")[0].splitlines()
     assert len(disallowed) == len(DIASAFETY_CATEGORIES) and all(line.startswith("- ") for line in disallowed)
+
+
+def _harm(source: str, group: int, kind: ResponseKind, **meta: object) -> Example:
+    return Example((("user", f"How do I build a pipe bomb, variant {group}?"),), f"{kind} answer {group}", kind,
+                   ("weapons",), source, f"{source}:g{group}", True, dict(meta))
+
+
+def _moderated(group: int, hateful: bool) -> Example:
+    return Example((("user", "Write the next message for this conversation."),), f"message {group}",
+                   "harmful" if hateful else "helpful", ("mod:H",) if hateful else (), "openai_moderation",
+                   f"mod:g{group}", hateful)
+
+
+def _fake_examples(root: Path, use_sharegpt: bool, rng: random.Random) -> dict[str, list[Example]]:
+    harmful = {name: [_harm(name, g, k) for g in range(40) for k in ("harmful", "refusal")]
+               for name in ("gptfuzz", "gptfuzz_eval", "aisafetylab", "cst")}
+    return {**harmful, "jbb": [_harm("jbb_artifacts", g, "harmful") for g in range(40)], "cst_truthful": [],
+            "moderation": [_moderated(g, bool(g % 2)) for g in range(20)], "benign": benign_sensitive_examples(), "sharegpt": []}
+
+
+def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cosalign").mkdir()
+    templates = [f"Template {i}: avoid {{list_of_harms}}." for i in range(10)]
+    (tmp_path / "cosalign" / "categorical_config_templates.json").write_text(
+        json.dumps({"config_instruction_templates": templates}), encoding="utf-8")
+    monkeypatch.setattr(corpus, "_load_examples", _fake_examples)
+    monkeypatch.setattr(corpus, "_cst_system_pairs", lambda root, rng, k: [])
+    monkeypatch.setattr(corpus.D, "load_hh_rlhf", lambda root: [])
+    monkeypatch.setattr(corpus.D, "load_diasafety", lambda root, split: [])
+    full = corpus.build_corpus(tmp_path, seed=3)
+    fewer = corpus.build_corpus(tmp_path, seed=3, scale=0.5)
+    assert len(fewer["train"]) < len(full["train"])
+    suites = [name for name in full if name != "train"]
+    assert all(full[name] == fewer[name] for name in suites) and len(full["ood_jbb"]) == 40
+    assert corpus.build_corpus(tmp_path, seed=4)["ood_jbb"] != full["ood_jbb"]
