@@ -228,14 +228,13 @@ def _sample(xs: list[Example], n: int, rng: random.Random) -> list[Example]:
     return xs if len(xs) <= n else rng.sample(xs, n)
 
 
-def _balanced_per_group(xs: list[Example], per_kind: dict[str, int], rng: random.Random) -> list[Example]:
-    """At most ``per_kind[kind]`` examples of each kind from each group."""
+def _balanced_per_group(xs: list[Example], per_kind: int, rng: random.Random) -> list[Example]:
     by: dict[tuple[str, str], list[Example]] = defaultdict(list)
     for ex in xs:
         by[(ex.group, ex.kind)].append(ex)
     out: list[Example] = []
     for key in sorted(by):
-        out += _sample(by[key], per_kind[key[1]], rng)
+        out += _sample(by[key], per_kind, rng)
     return out
 
 
@@ -281,8 +280,8 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     n = lambda k: int(k * scale)  # noqa: E731
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
-        "gptfuzz": (_balanced_per_group(ex["gptfuzz"], {"harmful": n(24), "safe": n(12)}, rng), []),
-        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], {"harmful": 6, "safe": 6}, suite_rng)),
+        "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
+        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, suite_rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
         "cst_truthful": _split(ex["cst_truthful"], 0.1),
