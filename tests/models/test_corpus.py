@@ -63,8 +63,15 @@ def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
     monkeypatch.setattr(corpus.D, "load_hh_rlhf", lambda root: [])
     monkeypatch.setattr(corpus.D, "load_diasafety", lambda root, split: [])
     full = corpus.build_corpus(tmp_path, seed=3)
-    fewer = corpus.build_corpus(tmp_path, seed=3, scale=0.5)
-    assert len(fewer["train"]) < len(full["train"])
+    records_for = corpus._records_for
+
+    def one_more_draw(ex: Example, fac: object, rng: random.Random, *args: object) -> list[dict[str, object]]:
+        rng.random()  # an augmentation change: the training stream moves on by one draw per example
+        return records_for(ex, fac, rng, *args)
+
+    monkeypatch.setattr(corpus, "_records_for", one_more_draw)
+    changed = corpus.build_corpus(tmp_path, seed=3)
+    assert changed["train"] != full["train"]
     suites = [name for name in full if name != "train"]
-    assert all(full[name] == fewer[name] for name in suites) and len(full["ood_jbb"]) == 40
+    assert all(full[name] == changed[name] for name in suites) and len(full["ood_jbb"]) == 40
     assert corpus.build_corpus(tmp_path, seed=4)["ood_jbb"] != full["ood_jbb"]
