@@ -348,6 +348,19 @@ def save_checkpoint(
         raise CheckpointError("an adapter checkpoint needs base_model.path or base_model.package in csrm.json")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
+    if is_adapter:
+        sort_target_modules(out / "adapter_config.json")
     tokenizer.save_pretrained(str(out))
     config.save(out / CSRM_JSON)
     return out
+
+
+def sort_target_modules(adapter_config: Path) -> None:
+    """Rewrite a PEFT ``adapter_config.json`` with ``target_modules`` sorted.
+
+    PEFT keeps them as a set, so the order it writes follows string hashing and changes from process to process.
+    """
+    doc = json.loads(adapter_config.read_text(encoding="utf-8"))
+    if isinstance(doc.get("target_modules"), list):
+        doc["target_modules"] = sorted(doc["target_modules"])
+        adapter_config.write_text(json.dumps(doc, indent=2, sort_keys=True), encoding="utf-8")

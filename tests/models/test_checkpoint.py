@@ -20,6 +20,7 @@ from models.checkpoint import (
     resolve_base_model_path,
     resolve_device,
     save_checkpoint,
+    sort_target_modules,
 )
 from models.errors import CheckpointError
 from models.scoring import CsrmModel
@@ -215,7 +216,7 @@ class TestPeftAdapter:
         base_dir = build_checkpoint(tmp_path, "encoder", seed=1)
         base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=1)
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
-        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["value", "query", "key", "dense"])
         peft_model = get_peft_model(base, lora)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(2)
@@ -240,6 +241,18 @@ class TestPeftAdapter:
         assert rewards(loaded) == pytest.approx(rewards(expected), abs=1e-5)
         base_only = load_checkpoint(build_checkpoint(tmp_path / "other", "encoder", seed=1), device="cpu")
         assert rewards(loaded) != pytest.approx(rewards(base_only), abs=1e-3)  # the adapter changed something
+
+    def test_adapter_config_lists_target_modules_sorted(self, tmp_path: Path) -> None:
+        out, _ = self.make_adapter(tmp_path, relative=False)
+        assert json.loads((out / "adapter_config.json").read_text())["target_modules"] == [
+            "dense", "key", "query", "value"]
+
+    def test_sort_target_modules_keeps_every_other_field(self, tmp_path: Path) -> None:
+        path = tmp_path / "adapter_config.json"
+        path.write_text(json.dumps({"target_modules": ["value", "key", "query"], "r": 16, "task_type": "SEQ_CLS"}))
+        sort_target_modules(path)
+        assert json.loads(path.read_text()) == {"target_modules": ["key", "query", "value"], "r": 16,
+                                                "task_type": "SEQ_CLS"}
 
     def test_checksum_covers_the_base(self, tmp_path: Path) -> None:
         out, _ = self.make_adapter(tmp_path, relative=False)
@@ -291,7 +304,7 @@ class TestRealMiniLM:
         (tmp_path / "base-only").mkdir()
         config.save(tmp_path / "base-only" / CSRM_JSON)
         base = load_checkpoint(tmp_path / "base-only", device="cpu")
-        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["value", "query", "key", "dense"])
         peft_model = get_peft_model(base.torch_model, lora)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(3)
