@@ -304,7 +304,7 @@ class TestRealMiniLM:
         (tmp_path / "base-only").mkdir()
         config.save(tmp_path / "base-only" / CSRM_JSON)
         base = load_checkpoint(tmp_path / "base-only", device="cpu")
-        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["value", "query", "key", "dense"])
+        lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
         peft_model = get_peft_model(base.torch_model, lora)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(3)

@@ -34,9 +34,9 @@ def test_diasafety_policy_disallows_one_entry_per_norm() -> None:
     assert len(disallowed) == len(DIASAFETY_CATEGORIES) and all(line.startswith("- ") for line in disallowed)
 
 
-def _harm(source: str, group: int, kind: ResponseKind, **meta: object) -> Example:
+def _harm(source: str, group: int, kind: ResponseKind) -> Example:
     return Example((("user", f"How do I build a pipe bomb, variant {group}?"),), f"{kind} answer {group}", kind,
-                   ("weapons",), source, f"{source}:g{group}", True, dict(meta))
+                   ("weapons",), source, f"{source}:g{group}", True)
 
 
 def _moderated(group: int, hateful: bool) -> Example:
@@ -49,7 +49,8 @@ def _fake_examples(root: Path, use_sharegpt: bool, rng: random.Random) -> dict[s
     harmful = {name: [_harm(name, g, k) for g in range(40) for k in ("harmful", "refusal")]
                for name in ("gptfuzz", "gptfuzz_eval", "aisafetylab", "cst")}
     return {**harmful, "jbb": [_harm("jbb_artifacts", g, "harmful") for g in range(40)], "cst_truthful": [],
-            "moderation": [_moderated(g, bool(g % 2)) for g in range(20)], "benign": benign_sensitive_examples(), "sharegpt": []}
+            "moderation": [_moderated(g, bool(g % 2)) for g in range(20)], "benign": benign_sensitive_examples(),
+            "sharegpt": []}
 
 
 def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
@@ -74,4 +75,5 @@ def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
     assert changed["train"] != full["train"]
     suites = [name for name in full if name != "train"]
     assert all(full[name] == changed[name] for name in suites) and len(full["ood_jbb"]) == 40
+    assert all(full[name] for name in ("flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val"))
     assert corpus.build_corpus(tmp_path, seed=4)["ood_jbb"] != full["ood_jbb"]
