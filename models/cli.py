@@ -68,6 +68,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
                    "layer")
+    p.add_argument("--attention-dropout", type=_probability, default=d.attention_dropout,
+                   help="dropout rate on attention probabilities while training (default: the base model's own)")
     p.add_argument("--probe-steps", type=_non_negative, default=d.probe_steps,
                    help="train the head alone for this many steps before fine-tuning (linear probe, then fine-tune)")
     p.add_argument("--init-adapter", type=Path, default=None,
@@ -104,6 +106,16 @@ def _non_negative(text: str) -> int:
     return int(text)
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
+    return value
+
+
 def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     from models.corpus import build_corpus
     from models.data import read_jsonl, write_jsonl
@@ -138,7 +150,7 @@ def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from models.checkpoint import resolve_device
-    from models.training import wrap_lora
+    from models.training import base_config, wrap_lora
 
     base = args.base or _package_base()
     if base is None:
@@ -146,7 +158,7 @@ def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
     device, _ = resolve_device(cfg.device, "float32")
     torch.manual_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(base, config=base_config(base, cfg))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     if args.init_adapter is not None:
@@ -182,7 +194,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
-                      lora_top_layers=args.lora_top_layers, probe_steps=args.probe_steps,
+                      lora_top_layers=args.lora_top_layers,
+                      attention_dropout=args.attention_dropout, probe_steps=args.probe_steps,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device, precision=args.precision)

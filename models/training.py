@@ -32,7 +32,7 @@ from models.template import InputTemplate, build_template
 from models.types import EncodedInput, Message, ScoreInput
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 __all__ = [
     "TrainConfig",
@@ -67,6 +67,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     lora_top_layers: int | None = 3
+    attention_dropout: float | None = None
     full_finetune: bool = False
     probe_steps: int = 0
     w_bt: float = 1.0
@@ -279,6 +280,23 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | Non
 
 
 HEAD_MODULES = ("classifier", "score", "pooler")
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def base_config(base: str | Path, cfg: TrainConfig) -> PretrainedConfig:
+    """The base model's config for a one-output sequence classifier, with ``cfg.attention_dropout`` applied.
+
+    Dropout on the attention probabilities draws one random number per query-key pair in every layer; on a CPU that
+    makes a training forward pass several times slower than one without it. None keeps the base model's rate.
+    """
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(base, num_labels=1)
+    if cfg.attention_dropout is not None:
+        for key in ATTENTION_DROPOUT_KEYS:
+            if hasattr(config, key):
+                setattr(config, key, cfg.attention_dropout)
+    return config
 
 
 def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:

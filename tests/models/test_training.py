@@ -122,7 +122,7 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
                      "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
-                     "--threads", "1", "--precision", "bfloat16"])
+                     "--threads", "1", "--precision", "bfloat16", "--attention-dropout", "0"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
@@ -130,6 +130,7 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert "benign_heldout" in cfg["eval_metrics"]
     assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
     assert cfg["training_data"]["recipe"]["precision"] == "bfloat16"
+    assert cfg["training_data"]["recipe"]["attention_dropout"] == 0.0
     for suite, n in (("mixed_val", 12), ("benign_heldout", 4)):
         rows = (tmp_path / "work" / "eval" / f"{suite}.scores.jsonl").read_text().splitlines()
         assert len(rows) == n and all(isinstance(json.loads(r)["reward"], float) for r in rows)
@@ -188,6 +189,40 @@ def test_lora_top_layers_flag_parses() -> None:
 
     assert _top_layers("3") == 3
     assert _top_layers("all") is None
+
+
+def test_attention_dropout_knob_sets_the_rate_of_encoders_and_decoders(tiny_encoder_checkpoint: Path,
+                                                                       tiny_decoder_checkpoint: Path) -> None:
+    from models.training import base_config
+
+    encoder = base_config(tiny_encoder_checkpoint, TrainConfig(attention_dropout=0.0))
+    assert encoder.attention_probs_dropout_prob == 0.0 and encoder.num_labels == 1
+    assert encoder.hidden_dropout_prob == base_config(tiny_encoder_checkpoint, TrainConfig()).hidden_dropout_prob
+    assert base_config(tiny_decoder_checkpoint, TrainConfig(attention_dropout=0.25)).attention_dropout == 0.25
+
+
+def test_no_attention_dropout_knob_keeps_the_base_models_rate(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoConfig
+
+    from models.training import base_config
+
+    own = AutoConfig.from_pretrained(tiny_encoder_checkpoint).attention_probs_dropout_prob
+    assert own > 0
+    assert base_config(tiny_encoder_checkpoint, TrainConfig()).attention_probs_dropout_prob == own
+
+
+@pytest.mark.parametrize("text", ["1", "-0.1", "x", "", "nan"])
+def test_attention_dropout_flag_rejects_what_is_not_a_rate(text: str) -> None:
+    from models.cli import _probability
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _probability(text)
+
+
+def test_attention_dropout_flag_parses() -> None:
+    from models.cli import _probability
+
+    assert _probability("0") == 0.0 and _probability("0.1") == 0.1
 
 
 def _tiny_cfg(**overrides: Any) -> TrainConfig:
