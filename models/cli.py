@@ -84,7 +84,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=d.precision,
                    help="compute dtype of the forward pass (autocast; weights stay float32): auto is bfloat16 on "
-                   "CUDA and float32 on CPU; bfloat16 also speeds up CPUs with bfloat16 instructions")
+                   "CUDA and on CPUs with avx512_bf16 or amx_bf16, float32 on other CPUs (which emulate bfloat16)")
     p.add_argument("--skip-eval", action="store_true", help="fit the calibration but score no suites")
     p.add_argument("--eval-limit", type=int, default=None, help="score at most this many records per suite")
     p.add_argument("--no-progress", action="store_true")
