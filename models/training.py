@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    """Training knobs (all have defaults that reproduce the bundled model)."""
+    """Training knobs (the defaults of `csrm train`; the bundled recipe passes more, see `make train-default`)."""
 
     epochs: float = 1.0
     max_steps: int | None = None
