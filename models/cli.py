@@ -68,6 +68,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
                    "layer")
+    p.add_argument("--no-frozen-layers-dropout", dest="frozen_layers_dropout", action="store_false",
+                   help="with --lora-top-layers, run the embeddings and the layers below the adapted ones without "
+                   "dropout while training (they are frozen; this saves most of a CPU forward pass's random draws)")
     p.add_argument("--attention-dropout", type=_probability, default=d.attention_dropout,
                    help="dropout rate on attention probabilities while training (default: the base model's own)")
     p.add_argument("--probe-steps", type=_non_negative, default=d.probe_steps,
@@ -195,7 +198,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
                       lora_top_layers=args.lora_top_layers,
-                      attention_dropout=args.attention_dropout, probe_steps=args.probe_steps,
+                      attention_dropout=args.attention_dropout,
+                      frozen_layers_dropout=args.frozen_layers_dropout, probe_steps=args.probe_steps,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device, precision=args.precision)

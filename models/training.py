@@ -68,6 +68,7 @@ class TrainConfig:
     lora_dropout: float = 0.0
     lora_top_layers: int | None = 3
     attention_dropout: float | None = None
+    frozen_layers_dropout: bool = True
     full_finetune: bool = False
     probe_steps: int = 0
     w_bt: float = 1.0
@@ -316,7 +317,30 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
                       layers_to_transform=layers, modules_to_save=heads)
-    return get_peft_model(model, lcfg)
+    wrapped = get_peft_model(model, lcfg)
+    if layers is not None and not cfg.frozen_layers_dropout:
+        silence_frozen_dropout(wrapped, layers)
+    return wrapped
+
+
+_LAYER_INDEX = re.compile(r"\.(?:layer|layers)\.(\d+)\.")
+
+
+def silence_frozen_dropout(model: torch.nn.Module, adapted: Sequence[int]) -> int:
+    """Set the rate of every dropout in the embeddings and in the layers not in ``adapted`` to 0; returns how many.
+
+    Those parts are frozen, so they then run in training as at inference, and their dropout's random draws (on a
+    CPU most of a training forward pass, see `base_config`) are left out; the adapted layers and the head keep theirs.
+    """
+    silenced = 0
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Dropout):
+            continue
+        index = _LAYER_INDEX.search(name)
+        if (index is not None and int(index.group(1)) not in adapted) or (index is None and "embeddings" in name):
+            module.p = 0.0
+            silenced += 1
+    return silenced
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:

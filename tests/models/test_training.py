@@ -122,7 +122,8 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
                      "--work", str(tmp_path / "work"), "--max-steps", "2", "--batch-size", "4",
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
                      "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
-                     "--threads", "1", "--precision", "bfloat16", "--attention-dropout", "0"])
+                     "--threads", "1", "--precision", "bfloat16", "--attention-dropout", "0",
+                     "--no-frozen-layers-dropout"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
     assert cfg["training_data"]["run"]["steps"] == 2
@@ -131,6 +132,7 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert cfg["training_data"]["recipe"]["lora_top_layers"] == 1
     assert cfg["training_data"]["recipe"]["precision"] == "bfloat16"
     assert cfg["training_data"]["recipe"]["attention_dropout"] == 0.0
+    assert cfg["training_data"]["recipe"]["frozen_layers_dropout"] is False
     for suite, n in (("mixed_val", 12), ("benign_heldout", 4)):
         rows = (tmp_path / "work" / "eval" / f"{suite}.scores.jsonl").read_text().splitlines()
         assert len(rows) == n and all(isinstance(json.loads(r)["reward"], float) for r in rows)
@@ -209,6 +211,32 @@ def test_no_attention_dropout_knob_keeps_the_base_models_rate(tiny_encoder_check
     own = AutoConfig.from_pretrained(tiny_encoder_checkpoint).attention_probs_dropout_prob
     assert own > 0
     assert base_config(tiny_encoder_checkpoint, TrainConfig()).attention_probs_dropout_prob == own
+
+
+def _dropout_rates(checkpoint: Path, **knobs: Any) -> dict[str, float]:
+    from transformers import AutoModelForSequenceClassification
+
+    from models.training import wrap_lora
+
+    base = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1)
+    model = wrap_lora(base, TrainConfig(lora_r=4, **knobs))
+    return {name: module.p for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
+
+
+def test_frozen_layers_run_without_dropout_when_asked_and_the_adapted_ones_keep_it(
+        tiny_encoder_checkpoint: Path) -> None:
+    rates = _dropout_rates(tiny_encoder_checkpoint, lora_top_layers=1, frozen_layers_dropout=False)
+    frozen = {n: p for n, p in rates.items() if ".layer.0." in n or "embeddings" in n}
+    adapted = {n: p for n, p in rates.items() if ".layer.1." in n}
+    assert frozen and set(frozen.values()) == {0.0}
+    assert adapted and all(p > 0 for p in adapted.values())
+
+
+@pytest.mark.parametrize("knobs", [{"lora_top_layers": 1}, {"lora_top_layers": None, "frozen_layers_dropout": False}])
+def test_dropout_stays_where_no_layer_is_frozen_or_nothing_is_asked(tiny_encoder_checkpoint: Path,
+                                                                    knobs: dict[str, Any]) -> None:
+    rates = _dropout_rates(tiny_encoder_checkpoint, **knobs)
+    assert rates and all(p > 0 for p in rates.values())
 
 
 @pytest.mark.parametrize("text", ["1", "-0.1", "x", "", "nan"])
