@@ -190,6 +190,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     from models.training import TemplatePool, TrainConfig, encode_records, train_model
 
     args = _train_parser().parse_args(argv)
+    if args.init_adapter is not None and not args.frozen_layers_dropout:
+        raise SystemExit("--no-frozen-layers-dropout applies to a fresh adapter only, not with --init-adapter")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)

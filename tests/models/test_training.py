@@ -239,6 +239,14 @@ def test_dropout_stays_where_no_layer_is_frozen_or_nothing_is_asked(tiny_encoder
     assert rates and all(p > 0 for p in rates.values())
 
 
+def test_frozen_layers_dropout_flag_is_refused_with_an_adapter_to_continue(tmp_path: Path) -> None:
+    from models.cli import train_main
+
+    with pytest.raises(SystemExit, match="--init-adapter"):
+        train_main(["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--init-adapter", str(tmp_path),
+                    "--no-frozen-layers-dropout"])
+
+
 @pytest.mark.parametrize("text", ["1", "-0.1", "x", "", "nan"])
 def test_attention_dropout_flag_rejects_what_is_not_a_rate(text: str) -> None:
     from models.cli import _probability
