@@ -326,21 +326,17 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
 _LAYER_INDEX = re.compile(r"\.(?:layer|layers)\.(\d+)\.")
 
 
-def silence_frozen_dropout(model: torch.nn.Module, adapted: Sequence[int]) -> int:
-    """Set the rate of every dropout in the embeddings and in the layers not in ``adapted`` to 0; returns how many.
+def silence_frozen_dropout(model: torch.nn.Module, adapted: Sequence[int]) -> None:
+    """Set the rate of every dropout in the embeddings and in the layers not in ``adapted`` to 0.
 
     Those parts are frozen, so they then run in training as at inference, and their dropout's random draws (on a
     CPU most of a training forward pass, see `base_config`) are left out; the adapted layers and the head keep theirs.
     """
-    silenced = 0
     for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Dropout):
-            continue
         index = _LAYER_INDEX.search(name)
-        if (index is not None and int(index.group(1)) not in adapted) or (index is None and "embeddings" in name):
+        frozen = int(index.group(1)) not in adapted if index else "embeddings" in name
+        if isinstance(module, torch.nn.Dropout) and frozen:
             module.p = 0.0
-            silenced += 1
-    return silenced
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:

@@ -140,14 +140,18 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert len(model.score([])) == 0
 
 
-def _trainable_after_wrap(checkpoint: Path, top: int | None) -> list[str]:
+def _wrapped(checkpoint: Path, **knobs: Any) -> torch.nn.Module:
+    """The tiny checkpoint as a one-output classifier wrapped by `wrap_lora` (rank 4) with ``knobs``."""
     from transformers import AutoModelForSequenceClassification
 
     from models.training import wrap_lora
 
     base = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1)
-    model = wrap_lora(base, TrainConfig(lora_r=4, lora_top_layers=top))
-    return [name for name, p in model.named_parameters() if p.requires_grad]
+    return wrap_lora(base, TrainConfig(lora_r=4, **knobs))
+
+
+def _trainable_after_wrap(checkpoint: Path, top: int | None) -> list[str]:
+    return [name for name, p in _wrapped(checkpoint, lora_top_layers=top).named_parameters() if p.requires_grad]
 
 
 def test_lora_top_layers_adapt_only_those_layers_and_train_the_pooler(tiny_encoder_checkpoint: Path) -> None:
@@ -214,12 +218,7 @@ def test_no_attention_dropout_knob_keeps_the_base_models_rate(tiny_encoder_check
 
 
 def _dropout_rates(checkpoint: Path, **knobs: Any) -> dict[str, float]:
-    from transformers import AutoModelForSequenceClassification
-
-    from models.training import wrap_lora
-
-    base = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=1)
-    model = wrap_lora(base, TrainConfig(lora_r=4, **knobs))
+    model = _wrapped(checkpoint, **knobs)
     return {name: module.p for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
 
 
