@@ -69,8 +69,9 @@ def _train_parser() -> argparse.ArgumentParser:
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
                    "layer")
     p.add_argument("--no-frozen-layers-dropout", dest="frozen_layers_dropout", action="store_false",
-                   help="with --lora-top-layers, run the embeddings and the layers below the adapted ones without "
-                   "dropout while training (they are frozen; this saves most of a CPU forward pass's random draws)")
+                   help="run the embeddings and the layers below the adapter's (--lora-top-layers, or those of "
+                   "--init-adapter) without dropout while training (they are frozen; this saves most of a CPU forward "
+                   "pass's random draws)")
     p.add_argument("--attention-dropout", type=_probability, default=d.attention_dropout,
                    help="dropout rate on attention probabilities while training (default: the base model's own)")
     p.add_argument("--probe-steps", type=_non_negative, default=d.probe_steps,
@@ -153,7 +154,7 @@ def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from models.checkpoint import resolve_device
-    from models.training import base_config, wrap_lora
+    from models.training import base_config, silence_frozen_dropout, wrap_lora
 
     base = args.base or _package_base()
     if base is None:
@@ -170,6 +171,8 @@ def _build_model(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any, Any]:
         model = PeftModel.from_pretrained(model, args.init_adapter, is_trainable=True)
     elif not cfg.full_finetune:
         model = wrap_lora(model, cfg)
+    if not cfg.frozen_layers_dropout:
+        silence_frozen_dropout(model)
     return model.to(device), tok, device
 
 
@@ -190,8 +193,6 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     from models.training import TemplatePool, TrainConfig, encode_records, train_model
 
     args = _train_parser().parse_args(argv)
-    if args.init_adapter is not None and not args.frozen_layers_dropout:
-        raise SystemExit("--no-frozen-layers-dropout applies to a fresh adapter only, not with --init-adapter")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)

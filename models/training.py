@@ -317,21 +317,25 @@ def wrap_lora(model: PreTrainedModel, cfg: TrainConfig) -> torch.nn.Module:
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                       lora_dropout=cfg.lora_dropout, target_modules=list(cfg.target_modules),
                       layers_to_transform=layers, modules_to_save=heads)
-    wrapped = get_peft_model(model, lcfg)
-    if layers is not None and not cfg.frozen_layers_dropout:
-        silence_frozen_dropout(wrapped, layers)
-    return wrapped
+    return get_peft_model(model, lcfg)
 
 
 _LAYER_INDEX = re.compile(r"\.(?:layer|layers)\.(\d+)\.")
 
 
-def silence_frozen_dropout(model: torch.nn.Module, adapted: Sequence[int]) -> None:
-    """Set the rate of every dropout in the embeddings and in the layers not in ``adapted`` to 0.
+def silence_frozen_dropout(model: torch.nn.Module) -> None:
+    """Set the rate of every dropout in the embeddings and in the layers below a PEFT adapter's to 0.
 
     Those parts are frozen, so they then run in training as at inference, and their dropout's random draws (on a
     CPU most of a training forward pass, see `base_config`) are left out; the adapted layers and the head keep theirs.
+    The adapted layers are the adapter's ``layers_to_transform``, fresh or loaded; with none (every layer adapted, or
+    no adapter) nothing is frozen and nothing changes.
     """
+    configs = getattr(model, "peft_config", {})
+    adapted = next(iter(configs.values())).layers_to_transform if configs else None
+    if adapted is None:
+        return
+    adapted = [adapted] if isinstance(adapted, int) else list(adapted)
     for name, module in model.named_modules():
         index = _LAYER_INDEX.search(name)
         frozen = int(index.group(1)) not in adapted if index else "embeddings" in name

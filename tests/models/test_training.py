@@ -217,33 +217,35 @@ def test_no_attention_dropout_knob_keeps_the_base_models_rate(tiny_encoder_check
     assert base_config(tiny_encoder_checkpoint, TrainConfig()).attention_probs_dropout_prob == own
 
 
-def _dropout_rates(checkpoint: Path, **knobs: Any) -> dict[str, float]:
-    model = _wrapped(checkpoint, **knobs)
+def _dropout_rates_as_built(checkpoint: Path, init_adapter: Path | None = None, **knobs: Any) -> dict[str, float]:
+    """Dropout rates of the model `csrm train` builds from the tiny checkpoint (rank 4) with ``knobs``."""
+    from models.cli import _build_model
+
+    args = argparse.Namespace(base=str(checkpoint), init_adapter=init_adapter)
+    model, _, _ = _build_model(args, TrainConfig(lora_r=4, device="cpu", **knobs))
     return {name: module.p for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
 
 
+@pytest.mark.parametrize("continued", [False, True])
 def test_frozen_layers_run_without_dropout_when_asked_and_the_adapted_ones_keep_it(
-        tiny_encoder_checkpoint: Path) -> None:
-    rates = _dropout_rates(tiny_encoder_checkpoint, lora_top_layers=1, frozen_layers_dropout=False)
+        tiny_encoder_checkpoint: Path, tmp_path: Path, continued: bool) -> None:
+    adapter = None
+    if continued:
+        adapter = tmp_path / "adapter"
+        _wrapped(tiny_encoder_checkpoint, lora_top_layers=1).save_pretrained(adapter)
+    rates = _dropout_rates_as_built(tiny_encoder_checkpoint, adapter, lora_top_layers=1, frozen_layers_dropout=False)
     frozen = {n: p for n, p in rates.items() if ".layer.0." in n or "embeddings" in n}
     adapted = {n: p for n, p in rates.items() if ".layer.1." in n}
     assert frozen and set(frozen.values()) == {0.0}
     assert adapted and all(p > 0 for p in adapted.values())
 
 
-@pytest.mark.parametrize("knobs", [{"lora_top_layers": 1}, {"lora_top_layers": None, "frozen_layers_dropout": False}])
+@pytest.mark.parametrize("knobs", [{"lora_top_layers": 1}, {"lora_top_layers": None, "frozen_layers_dropout": False},
+                                   {"full_finetune": True, "frozen_layers_dropout": False}])
 def test_dropout_stays_where_no_layer_is_frozen_or_nothing_is_asked(tiny_encoder_checkpoint: Path,
                                                                     knobs: dict[str, Any]) -> None:
-    rates = _dropout_rates(tiny_encoder_checkpoint, **knobs)
+    rates = _dropout_rates_as_built(tiny_encoder_checkpoint, **knobs)
     assert rates and all(p > 0 for p in rates.values())
-
-
-def test_frozen_layers_dropout_flag_is_refused_with_an_adapter_to_continue(tmp_path: Path) -> None:
-    from models.cli import train_main
-
-    with pytest.raises(SystemExit, match="--init-adapter"):
-        train_main(["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--init-adapter", str(tmp_path),
-                    "--no-frozen-layers-dropout"])
 
 
 @pytest.mark.parametrize("text", ["1", "-0.1", "x", "", "nan"])
