@@ -26,8 +26,8 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
-# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 46 min measured on 2 CPU cores with
-# avx512_bf16, 60.5 min on 2 AVX2-only cores (float32).
+# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 53.6 min measured on 2 AVX2-only cores
+# (float32), 39.6 min on 2 Intel Xeon cores with AMX (bfloat16).
 DATA ?= ../shared/data
 WORK ?= runs/default
 OUT ?= $(WORK)/model
