@@ -436,10 +436,10 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
         clock: seconds for the time budget.
 
     Returns:
-        A summary: steps, planned steps (fewer than the data gives when the budget shortened the run), seconds,
-        final and mean loss, whether the time budget stopped it, and the probe stage's last loss and seconds (the
-        time budget and ``seconds`` cover the fine-tuning stage, so the probe does not change its schedule), and
-        the precision the forward pass ran in.
+        A summary: steps, requested steps (what the epochs and ``max_steps`` ask for), planned steps (fewer than
+        requested when the time budget shortened the run), seconds, final and mean loss, whether the time budget
+        stopped it, and the probe stage's last loss and seconds (the time budget and ``seconds`` cover the
+        fine-tuning stage, so the probe does not change its schedule), and the precision the forward pass ran in.
     """
     cfg = replace(cfg, precision=_run_precision(cfg.precision, device.type))
     rng = random.Random(cfg.seed)
@@ -485,7 +485,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     if bar is not None:
         bar.close()
     model.eval()
-    return {"steps": step, "planned_steps": plan, "seconds": round(clock() - start, 1),
+    return {"steps": step, "requested_steps": total, "planned_steps": plan, "seconds": round(clock() - start, 1),
             "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
             "stopped_by_time_budget": stopped, "probe_final_loss": probe_loss,
             "probe_seconds": probe_seconds, "precision": cfg.precision}

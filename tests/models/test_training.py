@@ -378,7 +378,7 @@ def _budget_cfg(budget: float | None) -> TrainConfig:
 def test_a_run_that_fits_its_time_budget_does_not_depend_on_the_clock(tiny_encoder_checkpoint: Path) -> None:
     free, free_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(None))
     timed, timed_weights = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(21.0))
-    assert free["steps"] == timed["steps"] == timed["planned_steps"] == 20
+    assert free["steps"] == timed["steps"] == timed["planned_steps"] == timed["requested_steps"] == 20
     assert all(torch.equal(a, b) for a, b in zip(free_weights, timed_weights, strict=True))
 
 
@@ -389,6 +389,7 @@ def test_a_run_that_would_overrun_its_time_budget_is_shortened_and_ends_by_plan(
     monkeypatch.setattr("models.training._bar", lambda total, enabled, desc: setattr(bar, "total", total) or bar)
     summary, _ = _train_tiny(tiny_encoder_checkpoint, _budget_cfg(10.0))
     assert summary["planned_steps"] == summary["steps"] == 10
+    assert summary["requested_steps"] == 20  # csrm.json shows the run was shortened
     assert not summary["stopped_by_time_budget"]
     assert bar.total == bar.n == 10  # the progress bar counts to the plan, not to the 20 steps first planned
 
