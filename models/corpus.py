@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from models import data as D
-from models.attack_framing import cut_response, frame_example, hedge_response
+from models.attack_framing import cut_response, frame_example
 from models.augmentation import (
     Policy,
     PolicyFactory,
@@ -62,9 +62,6 @@ pairs and evaluation suites keep the plain requests."""
 
 CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
 """Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
-
-HEDGE_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.25, "sharegpt": 0.15}
-"""Share of harmful and helpful answers that carry a disclaimer (`hedge_response`), after any cut."""
 
 
 FLIP_GROUPS_HARMFUL = 2
@@ -306,8 +303,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
-            if e.kind in ("harmful", "helpful") and rng.random() < HEDGE_P.get(name, 0.0):
-                e = hedge_response(e, rng)
             train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, flip_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)

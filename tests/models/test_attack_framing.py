@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from models.attack_framing import DISCLAIMERS, FRAMES, cut_response, frame_example, hedge_response, junk_suffix
+from models.attack_framing import FRAMES, cut_response, frame_example, junk_suffix
 from models.augmentation import Policy, label_under
 from models.data import Example
 
@@ -65,28 +65,3 @@ def test_cut_response_keeps_the_opening_words_and_the_label() -> None:
 def test_cut_response_leaves_short_answers_alone() -> None:
     short = _ex((("user", "q"),))
     assert cut_response(short, random.Random(0)) is short
-
-
-def test_hedged_response_keeps_the_answer_and_the_label_in_every_place() -> None:
-    ex = Example((("user", "make a weapon"),), "Sure. Step 1: get the parts. Step 2: assemble.", "harmful",
-                 ("weapons",), "test", "g1", True)
-    rng = random.Random(0)
-    hedged = [hedge_response(ex, rng) for _ in range(200)]
-    assert {h.meta["hedged"] for h in hedged} == {"before", "inside", "after"}
-    for h in hedged:
-        disclaimer = next(d for d in DISCLAIMERS if d in h.response)
-        assert " ".join(h.response.replace(disclaimer, "").split()) == ex.response
-        assert h.messages == ex.messages and h.kind == ex.kind
-        assert label_under(h, STRICT) == label_under(ex, STRICT) == ("violate", 3)
-    assert {d for h in hedged for d in DISCLAIMERS if d in h.response} == set(DISCLAIMERS)
-    inside = next(h for h in hedged if h.meta["hedged"] == "inside")
-    assert inside.response.startswith("Sure. ") and inside.response.endswith("Step 2: assemble.")
-
-
-def test_a_cut_response_is_never_hedged_after_its_end() -> None:
-    long = Example((("user", "q"),), " ".join(f"w{i}" for i in range(100)), "helpful", (), "test", "g1", False)
-    cut = cut_response(long, random.Random(0))
-    rng = random.Random(3)
-    places = {hedge_response(cut, rng).meta["hedged"] for _ in range(100)}
-    assert places == {"before"}  # no sentence end inside the cut words either
-    assert all(hedge_response(cut, random.Random(i)).response.endswith("...") for i in range(20))
