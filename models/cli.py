@@ -293,12 +293,15 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
 
 
 def _subset_tag(name: str, record: dict[str, Any]) -> list[str]:
-    """The subsets of suite ``name`` a record also counts in: its wording, the bundled policy, its DiaSafety norm."""
+    """The subsets of suite ``name`` a record also counts in: its wording, the bundled policy, the JailbreakBench
+    attack and target model (``attack=PAIR``, ``target_model=vicuna-13b-v1.5``), its DiaSafety norm."""
     tags = []
     if name in ("ood_jbb", "flip_jbb", "benign_heldout"):
         tags.append("unseen_wording" if record.get("held_out_wording") else "seen_wording")
-    if name == "ood_jbb" and record.get("policy_id") == "bundled:general-safety":
-        tags.append("bundled_general_safety")
+    if name == "ood_jbb":
+        if record.get("policy_id") == "bundled:general-safety":
+            tags.append("bundled_general_safety")
+        tags += [f"{key}={record[key]}" for key in ("attack", "target_model") if record.get(key)]
     if name == "ood_diasafety":
         tags.append(str((record.get("categories") or ["unknown"])[0]).removeprefix("dia:"))
     return tags
@@ -321,7 +324,8 @@ def _subset_metrics(name: str, recs: Sequence[dict[str, Any]], scores: Sequence[
 def _dump_scores(path: Path, recs: Sequence[dict[str, Any]], scores: Sequence[Any]) -> None:
     """Per-record rewards beside the records' identifying fields, for error analysis."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    keys = ("source", "group", "policy_id", "label", "response_kind", "flip", "held_out_wording", "family", "calib")
+    keys = ("source", "group", "policy_id", "label", "response_kind", "flip", "held_out_wording", "family", "calib",
+            "attack", "target_model")
     with open(path, "w", encoding="utf-8") as fh:
         for rec, score in zip(recs, scores, strict=True):
             row = {k: rec.get(k) for k in keys}

@@ -370,7 +370,8 @@ def _suites(ex: dict[str, list[Example]], splits: dict[str, tuple[list[Example],
             pol = general_safety if general_safety is not None and i % 4 == 0 else seen.general_policy(rng)
         else:
             pol = unseen.general_policy(rng)
-        ood.append(point_record(e, pol, suite="ood_jbb"))
+        ood.append(point_record(e, pol, suite="ood_jbb", attack=e.meta.get("method"),
+                                target_model=e.meta.get("model")))
         fac = seen if i % 4 == 0 else unseen
         if i % 2 == 0 and (pols := _flip_policies(e, fac, rng)) is not None:
             flip += [point_record(e, p, flip=f"jbb{i}", suite="flip_jbb") for p in pols]

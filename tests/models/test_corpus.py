@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,16 +46,22 @@ def _moderated(group: int, hateful: bool) -> Example:
                    f"mod:g{group}", hateful)
 
 
+def _jbb(group: int) -> Example:
+    attack, target = [("PAIR", "vicuna-13b-v1.5"), ("GCG", "gpt-4-0125-preview")][group % 2]
+    return replace(_harm("jbb_artifacts", group, "harmful"), meta={"method": attack, "model": target})
+
+
 def _fake_examples(root: Path, use_sharegpt: bool, rng: random.Random) -> dict[str, list[Example]]:
     harmful = {name: [_harm(name, g, k) for g in range(40) for k in ("harmful", "refusal")]
                for name in ("gptfuzz", "gptfuzz_eval", "aisafetylab", "cst")}
-    return {**harmful, "jbb": [_harm("jbb_artifacts", g, "harmful") for g in range(40)], "cst_truthful": [],
+    return {**harmful, "jbb": [_jbb(g) for g in range(40)], "cst_truthful": [],
             "moderation": [_moderated(g, bool(g % 2)) for g in range(20)], "benign": benign_sensitive_examples(),
             "sharegpt": []}
 
 
-def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fake_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir whose only real file is CoSAlign's templates; the loaders return `_fake_examples`."""
     (tmp_path / "cosalign").mkdir()
     templates = [f"Template {i}: avoid {{list_of_harms}}." for i in range(10)]
     (tmp_path / "cosalign" / "categorical_config_templates.json").write_text(
@@ -63,7 +70,12 @@ def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
     monkeypatch.setattr(corpus, "_cst_system_pairs", lambda root, rng, k: [])
     monkeypatch.setattr(corpus.D, "load_hh_rlhf", lambda root: [])
     monkeypatch.setattr(corpus.D, "load_diasafety", lambda root, split: [])
-    full = corpus.build_corpus(tmp_path, seed=3)
+    return tmp_path
+
+
+def test_suites_do_not_move_when_the_training_records_change(fake_data_root: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    full = corpus.build_corpus(fake_data_root, seed=3)
     records_for = corpus._records_for
 
     def one_more_draw(ex: Example, fac: object, rng: random.Random, *args: object) -> list[dict[str, object]]:
@@ -71,9 +83,15 @@ def test_suites_do_not_move_when_the_training_records_change(tmp_path: Path,
         return records_for(ex, fac, rng, *args)
 
     monkeypatch.setattr(corpus, "_records_for", one_more_draw)
-    changed = corpus.build_corpus(tmp_path, seed=3)
+    changed = corpus.build_corpus(fake_data_root, seed=3)
     assert changed["train"] != full["train"]
     suites = [name for name in full if name != "train"]
     assert all(full[name] == changed[name] for name in suites) and len(full["ood_jbb"]) == 40
     assert all(full[name] for name in ("flip_jbb", "benign_heldout", "mixed_val", "mixed_val_unseen", "pairs_val"))
-    assert corpus.build_corpus(tmp_path, seed=4)["ood_jbb"] != full["ood_jbb"]
+    assert corpus.build_corpus(fake_data_root, seed=4)["ood_jbb"] != full["ood_jbb"]
+
+
+def test_jailbreakbench_suite_records_each_answers_attack_and_target_model(fake_data_root: Path) -> None:
+    ood = corpus.build_corpus(fake_data_root, seed=3)["ood_jbb"]
+    assert {(r["attack"], r["target_model"]) for r in ood[::2]} == {("PAIR", "vicuna-13b-v1.5")}
+    assert {(r["attack"], r["target_model"]) for r in ood[1::2]} == {("GCG", "gpt-4-0125-preview")}
