@@ -293,15 +293,14 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
 
 
 def _subset_tag(name: str, record: dict[str, Any]) -> list[str]:
-    """The subsets of suite ``name`` a record also counts in: its wording, the bundled policy, the JailbreakBench
-    attack and target model (``attack=PAIR``, ``target_model=vicuna-13b-v1.5``), its DiaSafety norm."""
+    """The subsets of suite ``name`` a record also counts in: seen or unseen wording, JailbreakBench's policy
+    wording, attack and target model (``wording=g8``, ``attack=PAIR``, ``target_model=vicuna-13b-v1.5``), its
+    DiaSafety norm."""
     tags = []
     if name in ("ood_jbb", "flip_jbb", "benign_heldout"):
         tags.append("unseen_wording" if record.get("held_out_wording") else "seen_wording")
     if name == "ood_jbb":
-        if record.get("policy_id") == "bundled:general-safety":
-            tags.append("bundled_general_safety")
-        tags += [f"{key}={record[key]}" for key in ("attack", "target_model") if record.get(key)]
+        tags += [f"{key}={record[key]}" for key in ("wording", "attack", "target_model") if record.get(key)]
     if name == "ood_diasafety":
         tags.append(str((record.get("categories") or ["unknown"])[0]).removeprefix("dia:"))
     return tags

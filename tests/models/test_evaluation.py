@@ -100,22 +100,25 @@ def test_evaluate_suites_reports_diasafety_by_norm(tiny_encoder_checkpoint: Path
     assert not any(key.endswith("_wording") for key in metrics)
 
 
-def test_evaluate_suites_reports_jailbreakbench_by_attack_and_target_model(tiny_encoder_checkpoint: Path,
-                                                                           tmp_path: Path) -> None:
+def test_evaluate_suites_reports_jailbreakbench_by_wording_attack_and_target_model(tiny_encoder_checkpoint: Path,
+                                                                                   tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from models.checkpoint import load_checkpoint
     from models.cli import evaluate_suites
 
-    runs = [("PAIR", "vicuna-13b-v1.5"), ("PAIR", "gpt-4-0125-preview"), ("GCG", "vicuna-13b-v1.5")]
-    recs = [_pt(label, attack=attack, target_model=target, held_out_wording=False)
-            for label, (attack, target) in zip(["violate", "comply", "violate"], runs, strict=True)]
-    recs.append(_pt("comply", held_out_wording=True))  # a record built before attacks were recorded
+    runs = [("PAIR", "vicuna-13b-v1.5", "general-safety"), ("PAIR", "gpt-4-0125-preview", "g0"),
+            ("GCG", "vicuna-13b-v1.5", "general-safety")]
+    recs = [_pt(label, attack=attack, target_model=target, wording=wording, held_out_wording=False)
+            for label, (attack, target, wording) in zip(["violate", "comply", "violate"], runs, strict=True)]
+    recs.append(_pt("comply", wording="g8", held_out_wording=True))  # a record built before attacks were recorded
     model = load_checkpoint(tiny_encoder_checkpoint, device="cpu")
     metrics = evaluate_suites(model, {"ood_jbb": recs}, Calibration(), tmp_path)
     assert {k: v["n"] for k, v in metrics.items() if "=" in k} == {
+        "ood_jbb:wording=general-safety": 2, "ood_jbb:wording=g0": 1, "ood_jbb:wording=g8": 1,
         "ood_jbb:attack=PAIR": 2, "ood_jbb:attack=GCG": 1,
         "ood_jbb:target_model=vicuna-13b-v1.5": 2, "ood_jbb:target_model=gpt-4-0125-preview": 1}
     assert metrics["ood_jbb:attack=PAIR"]["violations"] == 1 and metrics["ood_jbb"]["n"] == 4
+    assert metrics["ood_jbb:wording=general-safety"]["violations"] == 2
     scored = [json.loads(line) for line in (tmp_path / "eval" / "ood_jbb.scores.jsonl").read_text().splitlines()]
     assert [row["attack"] for row in scored] == ["PAIR", "PAIR", "GCG", None]
 
