@@ -33,11 +33,6 @@ from models.policy_texts import (
     OTHER_HARM_ENTRY,
     SEVERITIES,
     SPEC_TEXTS,
-    TRAINING_CATEGORY_ENTRIES,
-    TRAINING_COSALIGN_TEMPLATES,
-    TRAINING_GENERAL_WORDINGS,
-    TRAINING_MODERATION_ENTRIES,
-    TRAINING_SPEC_TEXTS,
     render_structured,
 )
 
@@ -144,27 +139,14 @@ class PolicyFactory:
         cosalign_templates: the ten CoSAlign instruction templates (with ``{list_of_harms}``).
         bundled: extra ready-made policies (the library policies), used in training and evaluation alike.
         held_out: produce held-out wordings instead of seen ones.
-        training_wordings: add the ``TRAINING_*`` wordings of ``models.policy_texts`` to the seen ones (for
-            training records; the suites' seen wordings leave them out).
     """
 
     def __init__(self, cosalign_templates: Sequence[str], bundled: Iterable[Policy] = (), *,
-                 held_out: bool = False, training_wordings: bool = False) -> None:
-        if held_out and training_wordings:
-            raise ValueError("training wordings are seen wordings: not with held_out=True")
+                 held_out: bool = False) -> None:
         self.held_out = held_out
-
-        def plus(base: list[Any], training: list[Any]) -> list[Any]:
-            return base + training if training_wordings else base
-
-        cosalign = [(f"t{i}", t) for i, t in enumerate(cosalign_templates) if (i in COSALIGN_HELD_OUT) == held_out]
-        self.cosalign = plus(cosalign, [(f"x{i}", t) for i, t in enumerate(TRAINING_COSALIGN_TEMPLATES)])
-        self.general = [(w, t) for w, h, t in plus(GENERAL_WORDINGS, TRAINING_GENERAL_WORDINGS) if h == held_out]
-        self.specs = [(w, t) for w, h, t in plus(SPEC_TEXTS, TRAINING_SPEC_TEXTS) if h == held_out]
-        self.category_entries = {c: plus(CATEGORY_ENTRIES[c], TRAINING_CATEGORY_ENTRIES[c]) for c in CATEGORIES}
-        self.other_harm_entries = plus(OTHER_HARM_ENTRY, TRAINING_CATEGORY_ENTRIES["other"])
-        self.moderation_entries = {code: plus(entries, TRAINING_MODERATION_ENTRIES[code])
-                                   for code, entries in MODERATION_ENTRIES.items()}
+        self.cosalign = [(i, t) for i, t in enumerate(cosalign_templates) if (i in COSALIGN_HELD_OUT) == held_out]
+        self.general = [(w, t) for w, h, t in GENERAL_WORDINGS if h == held_out]
+        self.specs = [(w, t) for w, h, t in SPEC_TEXTS if h == held_out]
         self.bundled = list(bundled)
 
     def _pick(self, rng: random.Random, entries: list[tuple[str, bool, str, str]]) -> tuple[str, str, str]:
@@ -185,10 +167,10 @@ class PolicyFactory:
 
     def cosalign_policy(self, rng: random.Random, allowed: Sequence[str]) -> Policy:
         """A CoSAlign instruction listing ``allowed`` taxonomy categories (at least one)."""
-        wid, template = rng.choice(self.cosalign)
+        idx, template = rng.choice(self.cosalign)
         names = "\n".join(f"- {CATEGORIES[c]}" for c in allowed)
         text = template.replace("{list_of_harms}", names)
-        return Policy(f"cosalign:{wid}:allow={','.join(sorted(allowed))}", text, "cosalign", wid,
+        return Policy(f"cosalign:t{idx}:allow={','.join(sorted(allowed))}", text, "cosalign", f"t{idx}",
                       self.held_out, "cosalign", frozenset(allowed))
 
     def structured_policy(self, rng: random.Random, allowed: Sequence[str]) -> Policy:
@@ -200,14 +182,14 @@ class PolicyFactory:
         alw: list[tuple[str, str]] = []
         variants = []
         for c in cats:
-            v, name, desc = self._pick(rng, self.category_entries[c])
+            v, name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
             variants.append(v)
             if c in allowed:
                 alw.append((name, desc))
             else:
                 sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
                 dis.append((name, desc, sev, SEVERITIES.index(sev)))
-        v, name, desc = self._pick(rng, self.other_harm_entries)
+        v, name, desc = self._pick(rng, OTHER_HARM_ENTRY)
         dis.append((name, desc, "medium", 2))
         dis.sort(key=lambda e: e[3])
         for _ in range(rng.randint(0, 2)):
@@ -223,7 +205,7 @@ class PolicyFactory:
         wid, spec = rng.choice(self.specs)
         dis: list[tuple[str, str, str | None]] = []
         alw: list[tuple[str, str]] = []
-        for code, entries in self.moderation_entries.items():
+        for code, entries in MODERATION_ENTRIES.items():
             _, name, desc = self._pick(rng, entries)
             if code in allowed:
                 alw.append((name, desc))

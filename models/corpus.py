@@ -275,10 +275,8 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     rng = random.Random(seed)
     bundled, bundled_examples = load_bundled_policies(policies_dir)
     cos = json.loads((Path(root) / "cosalign" / "categorical_config_templates.json").read_text(encoding="utf-8"))
-    templates = cos["config_instruction_templates"]
-    seen = PolicyFactory(templates, bundled, held_out=False)
-    unseen = PolicyFactory(templates, bundled, held_out=True)
-    trained = PolicyFactory(templates, bundled, training_wordings=True)
+    seen = PolicyFactory(cos["config_instruction_templates"], bundled, held_out=False)
+    unseen = PolicyFactory(cos["config_instruction_templates"], bundled, held_out=True)
     ex = _load_examples(Path(root), use_sharegpt, rng)
     n = lambda k: int(k * scale)  # noqa: E731
 
@@ -305,13 +303,13 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
-            train += _records_for(e, trained, rng, flip_p.get(name, 0.2), 0, flip_id)
+            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, flip_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
-            train += _pairs_within_groups(tr, trained, rng, per_group=4 if name != "benign" else 2)
-    train += _moderation_pairs(splits["moderation"][0], trained, rng, n(250))
+            train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
+    train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))
     hh = D.load_hh_rlhf(Path(root))
     hh_tr, hh_val = [p for p in hh if not D.group_split(p.group, 0.1)], [p for p in hh if D.group_split(p.group, 0.1)]
-    train += [hh_pair(p, trained.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
+    train += [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
     train += _cst_system_pairs(Path(root), rng, n(400))
     rng.shuffle(train)
 

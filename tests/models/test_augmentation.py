@@ -116,32 +116,6 @@ def test_held_out_factory_never_uses_seen_wordings() -> None:
     assert seen_ids.isdisjoint(unseen_ids)
 
 
-def _wordings(fac: PolicyFactory, rng: random.Random) -> set[str]:
-    """Wording ids of every family, and the category names of its structured and moderation policies."""
-    out: set[str] = set()
-    for _ in range(300):
-        structured = fac.structured_policy(rng, ["drugs"])
-        moderation = fac.moderation_policy(rng, ["mod:H"])
-        out |= {fac.general_policy(rng).wording, fac.cosalign_policy(rng, ["drugs"]).wording, structured.wording}
-        out |= {line.split(" (")[0].split(":")[0] for pol in (structured, moderation)
-                for line in pol.text.splitlines() if line.startswith("- ")}
-    return out
-
-
-def test_training_wordings_add_to_the_seen_ones_and_never_reach_held_out_ones() -> None:
-    rng = random.Random(0)
-    seen = _wordings(PolicyFactory(TEMPLATES), rng)
-    training = _wordings(PolicyFactory(TEMPLATES, training_wordings=True), rng)
-    unseen = _wordings(PolicyFactory(TEMPLATES, held_out=True), rng)
-    assert seen < training and training.isdisjoint(unseen - seen)
-    assert {"x0", "- Narcotics", "- Erotic content", "- Any other harm"} <= training - seen
-
-
-def test_training_wordings_are_not_held_out_wordings() -> None:
-    with pytest.raises(ValueError, match="held_out"):
-        PolicyFactory(TEMPLATES, held_out=True, training_wordings=True)
-
-
 def test_library_policies_render_like_policies_package() -> None:
     render = pytest.importorskip("policies.render")
     schema = pytest.importorskip("policies.schema")

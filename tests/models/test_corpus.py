@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from models import corpus, policy_texts
+from models import corpus
 from models.benign_sensitive import benign_sensitive_examples
 from models.corpus import diasafety_suite
 from models.data import DIASAFETY_CATEGORIES, Example, ResponseKind
@@ -95,22 +95,3 @@ def test_jailbreakbench_suite_records_each_answers_attack_and_target_model(fake_
     ood = corpus.build_corpus(fake_data_root, seed=3)["ood_jbb"]
     assert {(r["attack"], r["target_model"]) for r in ood[::2]} == {("PAIR", "vicuna-13b-v1.5")}
     assert {(r["attack"], r["target_model"]) for r in ood[1::2]} == {("GCG", "gpt-4-0125-preview")}
-
-
-def _training_only_lines(text: str) -> set[str]:
-    entries = [*policy_texts.TRAINING_CATEGORY_ENTRIES.values(), *policy_texts.TRAINING_MODERATION_ENTRIES.values()]
-    names = {name for group in entries for _, _, name, _ in group}
-    return {line for line in text.splitlines() if line.startswith("- ") and line[2:].split(" (")[0].split(":")[0]
-            in names}
-
-
-def test_training_records_use_training_wordings_and_the_suites_do_not(fake_data_root: Path) -> None:
-    built = corpus.build_corpus(fake_data_root, seed=3)
-    general = {text for _, _, text in policy_texts.TRAINING_GENERAL_WORDINGS}
-    train = built["train"]
-    assert general & {r["policy_text"] for r in train}
-    assert any(r["wording"].startswith("x") for r in train if r["family"] in ("cosalign", "structured"))
-    assert any(_training_only_lines(r["policy_text"]) for r in train)
-    suites = [r for name, recs in built.items() if name != "train" for r in recs]
-    assert suites and not any(r["policy_text"] in general or r["wording"].startswith("x")
-                              or _training_only_lines(r["policy_text"]) for r in suites)
