@@ -33,6 +33,7 @@ from models.augmentation import (
     applicable,
     example_pair,
     hh_pair,
+    label_under,
     pair_record,
     point_record,
     random_allowed,
@@ -68,6 +69,10 @@ FLIP_GROUPS_HARMFUL = 2
 """Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does not; their labels
 differ, so training pairs them, see `models.training.encode_records`); other answers to harmful requests get one
 group with the source's flip probability."""
+
+TWIN_P = 0.3
+"""Share of examples also shown under a second wording of the same rules (a wording twin:
+trained to score the same)."""
 
 
 def _render_library_spec(spec: dict[str, Any]) -> str:
@@ -154,9 +159,22 @@ def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random) -> tuple
     return a, fac.category_policy(rng, deny)
 
 
+def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.Random) -> Policy | None:
+    """Another policy that labels ``ex`` as ``policy`` does, in another wording, or None if the draw finds none."""
+    twin = _policy_for(ex, fac, rng)
+    same = label_under(ex, twin) == label_under(ex, policy) and twin.allowed == policy.allowed
+    return twin if same and twin.policy_id != policy.policy_id else None
+
+
 def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: float,
                  extra: int, flip_id: list[int]) -> list[dict[str, Any]]:
-    recs = [point_record(ex, _policy_for(ex, fac, rng))]
+    policy = _policy_for(ex, fac, rng)
+    twin = _wording_twin(ex, policy, fac, rng) if rng.random() < TWIN_P else None
+    if twin is None:
+        recs = [point_record(ex, policy)]
+    else:
+        flip_id[0] += 1
+        recs = [point_record(ex, p, twin=f"w{flip_id[0]}") for p in (policy, twin)]
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):

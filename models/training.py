@@ -73,6 +73,7 @@ class TrainConfig:
     probe_steps: int = 0
     w_bt: float = 1.0
     w_bce: float = 1.0
+    w_wording: float = 1.0
     seed: int = 0
     time_budget_s: float | None = None
     checkpoint_every: int = 200
@@ -88,24 +89,30 @@ class TrainConfig:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """One training unit: a pointwise item (``label`` set) or a pair (``rejected`` set).
+    """One training unit: a pointwise item (``label`` set), a pair (``rejected`` set) or wording twins (``twin``).
 
     A ``labelled`` pair is also two pointwise items, ``first`` complying and ``rejected`` violating: each sequence is
-    computed once for both the Bradley-Terry and the cross-entropy term.
+    computed once for both the Bradley-Terry and the cross-entropy term. Wording twins are two pointwise items with
+    one ``label``: the same conversation under two wordings of the same rules, whose rewards should be equal.
     """
 
     first: EncodedInput
     label: float | None = None
     rejected: EncodedInput | None = None
     labelled: bool = False
+    twin: EncodedInput | None = None
+
+    @property
+    def second(self) -> EncodedInput | None:
+        return self.rejected or self.twin
 
     @property
     def seqs(self) -> int:
-        return 1 if self.rejected is None else 2
+        return 1 if self.second is None else 2
 
     @property
     def width(self) -> int:
-        return max(self.first.tokens, self.rejected.tokens if self.rejected else 0)
+        return max(self.first.tokens, self.second.tokens if self.second else 0)
 
 
 def bt_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -118,14 +125,22 @@ def bce_loss(rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(rewards, labels)
 
 
+def wording_loss(first: torch.Tensor, twin: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the rewards of wording twins."""
+    return (first - twin).pow(2).mean()
+
+
 def joint_loss(point_rewards: torch.Tensor, labels: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor,
-               *, w_bce: float = 1.0, w_bt: float = 1.0) -> torch.Tensor:
-    """``w_bce * BCE + w_bt * BT``; a term with no items contributes 0."""
+               *, w_bce: float = 1.0, w_bt: float = 1.0, twins: tuple[torch.Tensor, torch.Tensor] | None = None,
+               w_wording: float = 1.0) -> torch.Tensor:
+    """``w_bce * BCE + w_bt * BT + w_wording * wording``; a term with no items contributes 0."""
     total = point_rewards.new_zeros(())
     if point_rewards.numel():
         total = total + w_bce * bce_loss(point_rewards, labels)
     if chosen.numel():
         total = total + w_bt * bt_loss(chosen, rejected)
+    if twins is not None and twins[0].numel():
+        total = total + w_wording * wording_loss(*twins)
     return total
 
 
@@ -160,19 +175,22 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     Point records that share a ``flip`` id (one conversation under contrasting policies) with one ``comply`` and one
     ``violate`` label become one labelled pair unit, comply over violate: the Bradley-Terry term on that pair sees only
     the policy change, which is what teaches the model to read the configuration, and each side keeps its
-    cross-entropy term.
+    cross-entropy term. Point records that share a ``twin`` id and a label become one wording-twin unit.
     """
     units: list[Unit] = []
     flips: dict[str, list[Unit]] = defaultdict(list)
+    twins: dict[str, list[Unit]] = defaultdict(list)
     skipped = 0
     for rec in records:
         try:
             if rec["kind"] == "point":
                 unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0)
-                if rec.get("flip") is None:
-                    units.append(unit)
-                else:
+                if rec.get("flip") is not None:
                     flips[str(rec["flip"])].append(unit)
+                elif rec.get("twin") is not None:
+                    twins[str(rec["twin"])].append(unit)
+                else:
+                    units.append(unit)
             else:
                 units.append(Unit(encode(_to_input(rec, rec["chosen"])),
                                   rejected=encode(_to_input(rec, rec["rejected"]))))
@@ -185,6 +203,11 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
         comply, violate = ([u for u in group if u.label == y] for y in (1.0, 0.0))
         if len(comply) == len(violate) == 1:
             units.append(Unit(comply[0].first, rejected=violate[0].first, labelled=True))
+        else:
+            units += group
+    for group in twins.values():
+        if len(group) == 2 and group[0].label == group[1].label:
+            units.append(Unit(group[0].first, label=group[0].label, twin=group[1].first))
         else:
             units += group
     return units
@@ -230,21 +253,27 @@ def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, devic
                cfg: TrainConfig) -> torch.Tensor:
     """Forward one batch (points, pair firsts, pair seconds in one pass) and return the joint loss.
 
-    The sides of labelled pairs join the pointwise items: chosen as comply (1), rejected as violate (0).
+    The sides of labelled pairs join the pointwise items: chosen as comply (1), rejected as violate (0); so do both
+    sides of wording twins, with their label.
     """
-    points = [u for u in batch if u.rejected is None]
+    points = [u for u in batch if u.second is None]
     pairs = [u for u in batch if u.rejected is not None]
-    seqs = [u.first for u in points] + [u.first for u in pairs] + [u.rejected for u in pairs if u.rejected]
+    twins = [u for u in batch if u.twin is not None]
+    seqs = [u.first for u in points + pairs + twins] + [u.second for u in pairs + twins if u.second]
     dtype = _autocast_dtype(cfg, device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1).float()
-    n_p, n_q = len(points), len(pairs)
-    chosen, rejected = rewards[n_p:n_p + n_q], rewards[n_p + n_q:]
+    n_p, n_q, n_t = len(points), len(pairs), len(twins)
+    firsts, seconds = rewards[n_p:n_p + n_q + n_t], rewards[n_p + n_q + n_t:]
+    chosen, rejected = firsts[:n_q], seconds[:n_q]
+    twin_rewards = (firsts[n_q:], seconds[n_q:])
     sides = torch.tensor([i for i, u in enumerate(pairs) if u.labelled], dtype=torch.long, device=device)
-    point_rewards = torch.cat([rewards[:n_p], chosen[sides], rejected[sides]])
-    labels = torch.tensor([u.label or 0.0 for u in points] + [1.0] * len(sides) + [0.0] * len(sides),
+    point_rewards = torch.cat([rewards[:n_p], chosen[sides], rejected[sides], *twin_rewards])
+    twin_labels = [u.label or 0.0 for u in twins] * 2
+    labels = torch.tensor([u.label or 0.0 for u in points] + [1.0] * len(sides) + [0.0] * len(sides) + twin_labels,
                           dtype=rewards.dtype, device=device)
-    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt)
+    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt, twins=twin_rewards,
+                      w_wording=cfg.w_wording)
 
 
 def resolve_precision(precision: str, device_type: str) -> str:

@@ -95,3 +95,15 @@ def test_jailbreakbench_suite_records_each_answers_attack_and_target_model(fake_
     ood = corpus.build_corpus(fake_data_root, seed=3)["ood_jbb"]
     assert {(r["attack"], r["target_model"]) for r in ood[::2]} == {("PAIR", "vicuna-13b-v1.5")}
     assert {(r["attack"], r["target_model"]) for r in ood[1::2]} == {("GCG", "gpt-4-0125-preview")}
+
+
+def test_wording_twins_show_one_conversation_under_two_wordings_of_the_same_rules(fake_data_root: Path) -> None:
+    twins: dict[str, list[dict[str, object]]] = {}
+    for rec in corpus.build_corpus(fake_data_root, seed=3)["train"]:
+        if rec.get("twin"):
+            twins.setdefault(str(rec["twin"]), []).append(rec)
+    assert len(twins) > 10 and all(len(group) == 2 for group in twins.values())
+    for first, second in twins.values():
+        assert first["messages"] == second["messages"] and first["response"] == second["response"]
+        assert first["label"] == second["label"] and first["policy_id"] != second["policy_id"]
+        assert {first["family"], second["family"]} <= {"general", "bundled"} and not first.get("flip")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from models.training import TrainConfig, Unit, bce_loss, bt_loss, joint_loss, make_batches
+from models.training import TrainConfig, Unit, bce_loss, bt_loss, joint_loss, make_batches, wording_loss
 from models.types import EncodedInput
 
 
@@ -36,6 +36,9 @@ def test_joint_loss_weights_and_empty_terms() -> None:
     assert float(joint_loss(r, y, c, j, w_bce=2.0, w_bt=0.5)) == pytest.approx(2.5 * math.log(2))
     empty = torch.tensor([])
     assert float(joint_loss(empty, empty, c, j)) == pytest.approx(math.log(2))
+    twins = (torch.tensor([1.0, 0.0]), torch.tensor([3.0, 0.0]))
+    assert float(wording_loss(*twins)) == pytest.approx(2.0)
+    assert float(joint_loss(empty, empty, empty, empty, twins=twins, w_wording=0.5)) == pytest.approx(1.0)
 
 
 def _enc(n: int) -> EncodedInput:
@@ -66,6 +69,29 @@ def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> N
     pairs = [u for u in units if u.rejected is not None]
     assert len(pairs) == 1 and pairs[0].labelled
     assert pairs[0].first is encoded["allow weapons"] and pairs[0].rejected is encoded["deny weapons"]
+
+
+def test_encode_records_joins_wording_twins_with_one_label() -> None:
+    from models.training import encode_records
+
+    recs = [_flip_record("rules, said once", "violate", "") | {"twin": "w1", "flip": None},
+            _flip_record("rules, said twice", "violate", "") | {"twin": "w1", "flip": None},
+            _flip_record("rules, said thrice", "comply", "") | {"twin": "w2", "flip": None}]
+    encoded = {"rules, said once": _enc(3), "rules, said twice": _enc(4), "rules, said thrice": _enc(5)}
+    units = encode_records(recs, lambda item: encoded[item.policy_text])
+    once, twice, thrice = encoded.values()
+    assert [(u.first, u.twin, u.label, u.seqs) for u in units] == [(once, twice, 0.0, 2), (thrice, None, 1.0, 1)]
+
+
+def test_wording_twins_loss_is_bce_on_both_plus_their_squared_difference() -> None:
+    from models.training import batch_loss
+
+    model = _FixedRewards({3: 2.0, 4: -1.0, 5: 1.0, 6: 0.0})
+    cfg = TrainConfig(w_bce=1.0, w_bt=1.0, w_wording=0.5, precision="float32")
+    batch = [Unit(_enc(5), label=1.0, twin=_enc(6)), Unit(_enc(3), rejected=_enc(4), labelled=True)]
+    loss = batch_loss(model, batch, 0, torch.device("cpu"), cfg)
+    bce = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0)) + math.log1p(math.exp(-1.0)) + math.log(2)) / 4
+    assert float(loss) == pytest.approx(bce + math.log1p(math.exp(-3.0)) + 0.5 * 1.0)
 
 
 def test_labelled_pair_loss_is_bce_on_both_sides_plus_bt() -> None:
