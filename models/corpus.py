@@ -71,8 +71,8 @@ differ, so training pairs them, see `models.training.encode_records`); other ans
 group with the source's flip probability."""
 
 TWIN_P = 0.3
-"""Share of examples also shown under a second wording of the same rules (a wording twin:
-trained to score the same)."""
+"""Share of training examples also shown under a second wording of the same rules (a wording twin, trained to score
+the same)."""
 
 
 def _render_library_spec(spec: dict[str, Any]) -> str:
@@ -167,22 +167,22 @@ def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.R
 
 
 def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: float,
-                 extra: int, flip_id: list[int]) -> list[dict[str, Any]]:
+                 extra: int, group_id: list[int]) -> list[dict[str, Any]]:
     policy = _policy_for(ex, fac, rng)
     twin = _wording_twin(ex, policy, fac, rng) if rng.random() < TWIN_P else None
     if twin is None:
         recs = [point_record(ex, policy)]
     else:
-        flip_id[0] += 1
-        recs = [point_record(ex, p, twin=f"w{flip_id[0]}") for p in (policy, twin)]
+        group_id[0] += 1
+        recs = [point_record(ex, p, twin=f"w{group_id[0]}") for p in (policy, twin)]
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
         groups = FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1
         flips = [pols for _ in range(groups) if (pols := _flip_policies(ex, fac, rng)) is not None]
         for pols in flips:
-            flip_id[0] += 1
-            recs += [point_record(ex, p, flip=f"f{flip_id[0]}") for p in pols]
+            group_id[0] += 1
+            recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
         if flips:
             return recs
     for _ in range(extra):
@@ -313,7 +313,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
     flip_p = {"gptfuzz": 0.6, "aisafetylab": 0.6, "cst": 0.6, "moderation": 0.6, "benign": 1.0,
               "sharegpt": 0.4, "cst_truthful": 0.2}
     train: list[dict[str, Any]] = []
-    flip_id = [0]
+    group_id = [0]
     for name, (tr, _) in splits.items():
         tr = _sample(tr, caps.get(name, 0), rng)
         for e in tr:
@@ -321,7 +321,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
-            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, flip_id)
+            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, group_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
     train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))
