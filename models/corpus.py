@@ -71,8 +71,8 @@ differ, so training pairs them, see `models.training.encode_records`); other ans
 group with the source's flip probability."""
 
 TWIN_P = 0.3
-"""Share of training examples also shown under a second wording of the same rules (a wording twin, trained to score
-the same)."""
+"""Share of training examples for which a second wording of the same rules is drawn (a wording twin, trained to score
+the same, where the draw labels the example alike in another wording)."""
 
 
 def _render_library_spec(spec: dict[str, Any]) -> str:
