@@ -33,7 +33,6 @@ from models.augmentation import (
     applicable,
     example_pair,
     hh_pair,
-    label_under,
     pair_record,
     point_record,
     random_allowed,
@@ -71,8 +70,8 @@ differ, so training pairs them, see `models.training.encode_records`); other ans
 group with the source's flip probability."""
 
 TWIN_P = 0.3
-"""Share of training examples for which a second wording of the same rules is drawn (a wording twin, trained to score
-the same, where the draw labels the example alike in another wording)."""
+"""Share of training examples for which a second policy with the same rules is drawn (a wording twin, trained to score
+the same, where the draw gives another wording)."""
 
 
 def _render_library_spec(spec: dict[str, Any]) -> str:
@@ -160,10 +159,10 @@ def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random) -> tuple
 
 
 def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.Random) -> Policy | None:
-    """Another policy that labels ``ex`` as ``policy`` does, in another wording, or None if the draw finds none."""
+    """Another draw of `_policy_for`, or None if it drew ``policy`` again. Every policy it draws from (the general
+    wordings and the library policies) disallows every harm, so the two label ``ex`` alike."""
     twin = _policy_for(ex, fac, rng)
-    same = label_under(ex, twin) == label_under(ex, policy) and twin.allowed == policy.allowed
-    return twin if same and twin.policy_id != policy.policy_id else None
+    return twin if twin.policy_id != policy.policy_id else None
 
 
 def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: float,
