@@ -178,19 +178,17 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     cross-entropy term. Point records that share a ``twin`` id and a label become one wording-twin unit.
     """
     units: list[Unit] = []
-    flips: dict[str, list[Unit]] = defaultdict(list)
-    twins: dict[str, list[Unit]] = defaultdict(list)
+    groups: dict[str, dict[str, list[Unit]]] = {"flip": defaultdict(list), "twin": defaultdict(list)}
     skipped = 0
     for rec in records:
         try:
             if rec["kind"] == "point":
                 unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0)
-                if rec.get("flip") is not None:
-                    flips[str(rec["flip"])].append(unit)
-                elif rec.get("twin") is not None:
-                    twins[str(rec["twin"])].append(unit)
-                else:
+                key = next((k for k in groups if rec.get(k) is not None), None)
+                if key is None:
                     units.append(unit)
+                else:
+                    groups[key][str(rec[key])].append(unit)
             else:
                 units.append(Unit(encode(_to_input(rec, rec["chosen"])),
                                   rejected=encode(_to_input(rec, rec["rejected"]))))
@@ -199,18 +197,22 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
             logger.debug("skipping record: %s", exc)
     if skipped:
         logger.warning("skipped %d of %d records the template could not encode", skipped, len(records))
-    for group in flips.values():
+    for key, by_id in groups.items():
+        for group in by_id.values():
+            units += _join_group(key, group)
+    return units
+
+
+def _join_group(key: str, group: list[Unit]) -> list[Unit]:
+    """A flip group with one comply and one violate unit as one labelled pair, comply over violate; two twins with one
+    label as one wording-twin unit; any other group as its pointwise units."""
+    if key == "flip":
         comply, violate = ([u for u in group if u.label == y] for y in (1.0, 0.0))
         if len(comply) == len(violate) == 1:
-            units.append(Unit(comply[0].first, rejected=violate[0].first, labelled=True))
-        else:
-            units += group
-    for group in twins.values():
-        if len(group) == 2 and group[0].label == group[1].label:
-            units.append(Unit(group[0].first, label=group[0].label, twin=group[1].first))
-        else:
-            units += group
-    return units
+            return [Unit(comply[0].first, rejected=violate[0].first, labelled=True)]
+    elif len(group) == 2 and group[0].label == group[1].label:
+        return [Unit(group[0].first, label=group[0].label, twin=group[1].first)]
+    return group
 
 
 def make_batches(units: Sequence[Unit], batch_size: int, rng: random.Random, bucket: int = 64) -> list[list[Unit]]:
