@@ -52,16 +52,18 @@ def test_make_batches_packs_sequences() -> None:
     assert sorted(id(u) for b in batches for u in b) == sorted(id(u) for u in units)
 
 
-def _flip_record(policy: str, label: str, flip: str) -> dict[str, object]:
+def _grouped_record(policy: str, label: str, **group: str) -> dict[str, object]:
+    """A point record with its group id: ``flip=...`` or ``twin=...``."""
     return {"kind": "point", "policy_text": policy, "messages": [{"role": "user", "content": "q"}],
-            "response": "a", "label": label, "flip": flip}
+            "response": "a", "label": label, **group}
 
 
 def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> None:
     from models.training import encode_records
 
-    recs = [_flip_record("allow weapons", "comply", "f1"), _flip_record("deny weapons", "violate", "f1"),
-            _flip_record("allow hate", "comply", "f2"), _flip_record("deny hate", "comply", "f2")]
+    recs = [_grouped_record("allow weapons", "comply", flip="f1"),
+            _grouped_record("deny weapons", "violate", flip="f1"),
+            _grouped_record("allow hate", "comply", flip="f2"), _grouped_record("deny hate", "comply", flip="f2")]
     encoded = {"allow weapons": _enc(3), "deny weapons": _enc(4), "allow hate": _enc(5), "deny hate": _enc(6)}
     units = encode_records(recs, lambda item: encoded[item.policy_text])
     points = [u for u in units if u.rejected is None]
@@ -74,13 +76,17 @@ def test_encode_records_pairs_contrasting_flip_groups_comply_over_violate() -> N
 def test_encode_records_joins_wording_twins_with_one_label() -> None:
     from models.training import encode_records
 
-    recs = [_flip_record("rules, said once", "violate", "") | {"twin": "w1", "flip": None},
-            _flip_record("rules, said twice", "violate", "") | {"twin": "w1", "flip": None},
-            _flip_record("rules, said thrice", "comply", "") | {"twin": "w2", "flip": None}]
-    encoded = {"rules, said once": _enc(3), "rules, said twice": _enc(4), "rules, said thrice": _enc(5)}
+    recs = [_grouped_record("rules, said once", "violate", twin="w1"),
+            _grouped_record("rules, said twice", "violate", twin="w1"),
+            _grouped_record("rules, said thrice", "comply", twin="w2"),
+            _grouped_record("rules, said four times", "comply", twin="w3"),
+            _grouped_record("rules, said five times", "violate", twin="w3")]
+    texts = ("once", "twice", "thrice", "four times", "five times")
+    encoded = {f"rules, said {t}": _enc(n) for n, t in enumerate(texts, start=3)}
     units = encode_records(recs, lambda item: encoded[item.policy_text])
-    once, twice, thrice = encoded.values()
-    assert [(u.first, u.twin, u.label, u.seqs) for u in units] == [(once, twice, 0.0, 2), (thrice, None, 1.0, 1)]
+    once, twice, thrice, four, five = encoded.values()
+    assert [(u.first, u.twin, u.label, u.seqs) for u in units] == [
+        (once, twice, 0.0, 2), (thrice, None, 1.0, 1), (four, None, 1.0, 1), (five, None, 0.0, 1)]
 
 
 def test_wording_twins_loss_is_bce_on_both_plus_their_squared_difference() -> None:
