@@ -298,13 +298,15 @@ def evaluate_suites(model: Any, sets: dict[str, list[dict[str, Any]]], cal: Any,
 
 def _subset_tag(name: str, record: dict[str, Any]) -> list[str]:
     """The subsets of suite ``name`` a record also counts in: seen or unseen wording, JailbreakBench's policy
-    wording, attack and target model (``wording=g8``, ``attack=PAIR``, ``target_model=vicuna-13b-v1.5``), its
-    DiaSafety norm."""
+    wording, attack and target model (``wording=g8``, ``attack=PAIR``, ``target_model=vicuna-13b-v1.5``), the
+    harm categories of a flip record (``category=privacy``), its DiaSafety norm."""
     tags = []
     if name in ("ood_jbb", "flip_jbb", "benign_heldout"):
         tags.append("unseen_wording" if record.get("held_out_wording") else "seen_wording")
     if name == "ood_jbb":
         tags += [f"{key}={record[key]}" for key in ("wording", "attack", "target_model") if record.get(key)]
+    if name == "flip_jbb":
+        tags += [f"category={cat}" for cat in record.get("categories") or ()]
     if name == "ood_diasafety":
         tags.append(str((record.get("categories") or ["unknown"])[0]).removeprefix("dia:"))
     return tags

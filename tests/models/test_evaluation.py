@@ -123,6 +123,22 @@ def test_evaluate_suites_reports_jailbreakbench_by_wording_attack_and_target_mod
     assert [row["attack"] for row in scored] == ["PAIR", "PAIR", "GCG", None]
 
 
+def test_evaluate_suites_reports_flip_consistency_per_harm_category(tiny_encoder_checkpoint: Path,
+                                                                    tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.checkpoint import load_checkpoint
+    from models.cli import evaluate_suites
+
+    groups = [("jbb0", ["privacy"]), ("jbb2", ["privacy", "violence"]), ("jbb4", ["sexual"])]
+    recs = [_pt(label, flip=flip, categories=cats, held_out_wording=False)
+            for flip, cats in groups for label in ("comply", "violate")]
+    model = load_checkpoint(tiny_encoder_checkpoint, device="cpu")
+    metrics = evaluate_suites(model, {"flip_jbb": recs}, Calibration(), tmp_path)
+    assert {k: v["flip_groups"] for k, v in metrics.items() if "category=" in k} == {
+        "flip_jbb:category=privacy": 2, "flip_jbb:category=violence": 1, "flip_jbb:category=sexual": 1}
+    assert metrics["flip_jbb:category=privacy"]["flip_groups_contrasting"] == 2
+
+
 def test_eval_main_reports_the_subsets_of_a_suite_file(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     from models.cli import eval_main
