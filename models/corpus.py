@@ -41,7 +41,7 @@ from models.benign_sensitive import benign_sensitive_examples
 from models.data import CATEGORIES, MODERATION_CODES, Example
 from models.policy_texts import DIASAFETY_POLICY, render_structured
 
-__all__ = ["BUNDLED_RULES", "build_corpus", "diasafety_suite", "flip_group_rates", "load_bundled_policies"]
+__all__ = ["BUNDLED_RULES", "build_corpus", "diasafety_suite", "load_bundled_policies"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +65,9 @@ CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "beni
 
 
 FLIP_GROUPS_HARMFUL = 2
-"""Contrasting-policy groups per harmful answer with known categories, on average over a taxonomy's categories (one
-policy allows the answer's categories, one does not; their labels differ, so training pairs them, see
-`models.training.encode_records`). `flip_group_rates` spreads them so that each category gets about the same number
-of groups; other answers to harmful requests get one group with the source's flip probability."""
-
-MAX_FLIP_GROUPS = 4
-"""Most contrasting groups for one harmful answer (the rarest categories' answers are shown under this many)."""
+"""Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does not; their labels
+differ, so training pairs them, see `models.training.encode_records`); other answers to harmful requests get one
+group with the source's flip probability."""
 
 TWIN_P = 0.3
 """Share of training examples for which a second policy with the same rules is drawn (a wording twin, trained to score
@@ -169,42 +165,8 @@ def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.R
     return twin if twin.policy_id != policy.policy_id else None
 
 
-def flip_group_rates(examples: Iterable[Example]) -> dict[str, float]:
-    """Contrasting groups per harmful answer, by category, so that every category of a taxonomy (ours, or the
-    moderation codes) gets about as many groups as `FLIP_GROUPS_HARMFUL` per answer would give it on average.
-
-    Without this, the groups follow the answers' categories: in 0.11's records 459 of the 837 harmful answers with
-    contrasting groups (moderation's aside) were financial crime, and the model learned "Financial Crime allowed, so
-    it complies" for answers of every category. Rates are capped at `MAX_FLIP_GROUPS`; fractions are drawn (see `_flip_groups`).
-    """
-    counts: dict[str, int] = defaultdict(int)
-    for ex in examples:
-        if ex.kind == "harmful" and ex.harmful_request:
-            for cat in _flip_categories(ex):
-                counts[cat] += 1
-    rates: dict[str, float] = {}
-    for taxonomy in (True, False):
-        cats = {c: n for c, n in counts.items() if c.startswith("mod:") == taxonomy}
-        if cats:
-            per_category = FLIP_GROUPS_HARMFUL * sum(cats.values()) / len(cats)
-            rates.update({c: min(MAX_FLIP_GROUPS, per_category / n) for c, n in cats.items()})
-    return rates
-
-
-def _flip_categories(ex: Example) -> list[str]:
-    if ex.source == "openai_moderation":
-        return [c for c in ex.categories if c.startswith("mod:")]
-    return [c for c in ex.categories if c in CATEGORIES]
-
-
-def _flip_groups(ex: Example, rates: dict[str, float], rng: random.Random) -> int:
-    """Groups for a harmful answer: the rate of its rarest category, its fraction drawn."""
-    rate = max((rates.get(c, FLIP_GROUPS_HARMFUL) for c in _flip_categories(ex)), default=FLIP_GROUPS_HARMFUL)
-    return int(rate) + (rng.random() < rate - int(rate))
-
-
 def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: float,
-                 flip_rates: dict[str, float], group_id: list[int]) -> list[dict[str, Any]]:
+                 extra: int, group_id: list[int]) -> list[dict[str, Any]]:
     policy = _policy_for(ex, fac, rng)
     twin = _wording_twin(ex, policy, fac, rng) if rng.random() < TWIN_P else None
     if twin is None:
@@ -215,11 +177,20 @@ def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: fl
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
-        groups = _flip_groups(ex, flip_rates, rng) if ex.kind == "harmful" else 1
-        for pols in (_flip_policies(ex, fac, rng) for _ in range(groups)):
-            if pols is not None:
-                group_id[0] += 1
-                recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
+        groups = FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1
+        flips = [pols for _ in range(groups) if (pols := _flip_policies(ex, fac, rng)) is not None]
+        for pols in flips:
+            group_id[0] += 1
+            recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
+        if flips:
+            return recs
+    for _ in range(extra):
+        pol = fac.category_policy(rng, random_allowed(rng, (), exclude=ex.categories))
+        if ex.source == "openai_moderation":
+            pol = fac.moderation_policy(rng, random_allowed(
+                rng, (), exclude=ex.categories, taxonomy=[f"mod:{c}" for c in MODERATION_CODES]))
+        if _applies(ex, pol):
+            recs.append(point_record(ex, pol))
     return recs
 
 
@@ -342,15 +313,14 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
               "sharegpt": 0.4, "cst_truthful": 0.2}
     train: list[dict[str, Any]] = []
     group_id = [0]
-    sampled = {name: _sample(tr, caps.get(name, 0), rng) for name, (tr, _) in splits.items()}
-    flip_rates = flip_group_rates(e for tr in sampled.values() for e in tr)
-    for name, tr in sampled.items():
+    for name, (tr, _) in splits.items():
+        tr = _sample(tr, caps.get(name, 0), rng)
         for e in tr:
             if rng.random() < FRAME_P.get(name, 0.0) and not e.meta.get("attack"):
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
-            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), flip_rates, group_id)
+            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, group_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
     train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))

@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.augmentation import Policy, PolicyFactory, example_pair, label_under, point_record
-from models.corpus import (
-    FLIP_GROUPS_HARMFUL,
-    MAX_FLIP_GROUPS,
-    _flip_policies,
-    _records_for,
-    flip_group_rates,
-    load_bundled_policies,
-)
+from models.corpus import FLIP_GROUPS_HARMFUL, _flip_policies, _records_for, load_bundled_policies
 from models.data import Example
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,49 +85,23 @@ def test_flip_policies_contrast_same_wording() -> None:
         assert point_record(ex, deny)["label"] == "violate"
 
 
-def _flip_groups_of(recs: list[dict[str, object]]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = {}
-    for rec in recs:
-        if rec.get("flip"):
-            groups.setdefault(str(rec["flip"]), []).append(str(rec["label"]))
-    return groups
-
-
-def test_harmful_answer_gets_its_categorys_number_of_contrasting_flip_groups() -> None:
+def test_every_harmful_answer_gets_contrasting_flip_groups() -> None:
     fac = PolicyFactory(TEMPLATES)
     for seed in range(10):
-        recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0,
-                            flip_rates={"privacy": 3.0}, group_id=[0])
-        groups = _flip_groups_of(recs)
-        assert len(groups) == 3
+        recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0, extra=0,
+                            group_id=[0])
+        groups: dict[str, list[str]] = {}
+        for rec in recs:
+            if rec.get("flip"):
+                groups.setdefault(rec["flip"], []).append(rec["label"])
+        assert len(groups) == FLIP_GROUPS_HARMFUL
         assert all(sorted(labels) == ["comply", "violate"] for labels in groups.values())
-
-
-def test_fractional_flip_rate_is_drawn_and_an_unknown_category_gets_the_default() -> None:
-    fac = PolicyFactory(TEMPLATES)
-    counts = [len(_flip_groups_of(_records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0,
-                                                flip_rates={"privacy": 0.5}, group_id=[0]))) for seed in range(200)]
-    assert set(counts) == {0, 1} and 70 < sum(counts) < 130
-    recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(0), flip_p=0.0, flip_rates={}, group_id=[0])
-    assert len(_flip_groups_of(recs)) == FLIP_GROUPS_HARMFUL
-
-
-def test_flip_group_rates_give_each_category_of_a_taxonomy_the_same_number_of_groups() -> None:
-    answers = [_ex("harmful", ("financial_crime",))] * 60 + [_ex("harmful", ("privacy",))] * 20
-    answers += [_ex("harmful", ("violence",))] * 5 + [_ex("safe", ("violence",))] * 50
-    moderation = Example((("user", "q"),), "text", "harmful", ("mod:H",), "openai_moderation", "m", True)
-    rates = flip_group_rates(answers + [moderation] * 7)
-    # ours: 2 groups x 85 answers / 3 categories = 56.7 groups each; moderation's codes form their own taxonomy
-    assert rates["financial_crime"] == pytest.approx(56.67 / 60, abs=0.01)
-    assert rates["privacy"] == pytest.approx(56.67 / 20, abs=0.01)
-    assert rates["violence"] == MAX_FLIP_GROUPS
-    assert rates["mod:H"] == FLIP_GROUPS_HARMFUL
 
 
 def test_refusal_gets_a_flip_group_only_with_the_flip_probability() -> None:
     fac = PolicyFactory(TEMPLATES)
-    never = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=0.0, flip_rates={}, group_id=[0])
-    always = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=1.0, flip_rates={}, group_id=[0])
+    never = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=0.0, extra=0, group_id=[0])
+    always = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=1.0, extra=0, group_id=[0])
     assert not any(r.get("flip") for r in never)
     assert len({r["flip"] for r in always if r.get("flip")}) == 1
 
