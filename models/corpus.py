@@ -65,9 +65,9 @@ CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "beni
 
 
 FLIP_GROUPS_HARMFUL = 2
-"""Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does not; their labels
-differ, so training pairs them, see `models.training.encode_records`); other answers to harmful requests get one
-group with the source's flip probability."""
+"""Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does
+not; their labels differ, so training pairs them, see `models.training.encode_records`); other answers to harmful
+requests get one group with the source's flip probability."""
 
 TWIN_P = 0.3
 """Share of training examples for which a second policy with the same rules is drawn (a wording twin, trained to score
@@ -166,7 +166,7 @@ def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.R
 
 
 def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: float,
-                 extra: int, group_id: list[int]) -> list[dict[str, Any]]:
+                 group_id: list[int]) -> list[dict[str, Any]]:
     policy = _policy_for(ex, fac, rng)
     twin = _wording_twin(ex, policy, fac, rng) if rng.random() < TWIN_P else None
     if twin is None:
@@ -177,20 +177,10 @@ def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: fl
     if not ex.harmful_request and rng.random() < flip_p:
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
-        groups = FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1
-        flips = [pols for _ in range(groups) if (pols := _flip_policies(ex, fac, rng)) is not None]
-        for pols in flips:
-            group_id[0] += 1
-            recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
-        if flips:
-            return recs
-    for _ in range(extra):
-        pol = fac.category_policy(rng, random_allowed(rng, (), exclude=ex.categories))
-        if ex.source == "openai_moderation":
-            pol = fac.moderation_policy(rng, random_allowed(
-                rng, (), exclude=ex.categories, taxonomy=[f"mod:{c}" for c in MODERATION_CODES]))
-        if _applies(ex, pol):
-            recs.append(point_record(ex, pol))
+        for _ in range(FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1):
+            if (pols := _flip_policies(ex, fac, rng)) is not None:
+                group_id[0] += 1
+                recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
     return recs
 
 
@@ -320,7 +310,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
                 e = frame_example(e, rng)
             if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
-            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), 0, group_id)
+            train += _records_for(e, seen, rng, flip_p.get(name, 0.2), group_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
     train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))

@@ -88,8 +88,7 @@ def test_flip_policies_contrast_same_wording() -> None:
 def test_every_harmful_answer_gets_contrasting_flip_groups() -> None:
     fac = PolicyFactory(TEMPLATES)
     for seed in range(10):
-        recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0, extra=0,
-                            group_id=[0])
+        recs = _records_for(_ex("harmful", ("privacy",)), fac, random.Random(seed), flip_p=0.0, group_id=[0])
         groups: dict[str, list[str]] = {}
         for rec in recs:
             if rec.get("flip"):
@@ -100,8 +99,8 @@ def test_every_harmful_answer_gets_contrasting_flip_groups() -> None:
 
 def test_refusal_gets_a_flip_group_only_with_the_flip_probability() -> None:
     fac = PolicyFactory(TEMPLATES)
-    never = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=0.0, extra=0, group_id=[0])
-    always = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=1.0, extra=0, group_id=[0])
+    never = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=0.0, group_id=[0])
+    always = _records_for(_ex("safe", ("privacy",)), fac, random.Random(0), flip_p=1.0, group_id=[0])
     assert not any(r.get("flip") for r in never)
     assert len({r["flip"] for r in always if r.get("flip")}) == 1
 
