@@ -34,7 +34,7 @@ OUT ?= $(WORK)/model
 train-default: setup
 	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/csrm train --data $(DATA) --out $(OUT) --work $(WORK) --threads 2 --precision auto --epochs 1.0 \
-		--time-budget 2700 --probe-steps 300 --no-frozen-layers-dropout --model-id csrm-minilm-l6-default-0.11
+		--time-budget 2700 --probe-steps 300 --no-frozen-layers-dropout --model-id csrm-minilm-l6-default-0.12
 
 clean:
 	rm -rf $(VENV) build *.egg-info

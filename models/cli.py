@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from models.calibration import CALIBRATION_METHODS
+
 __all__ = ["eval_main", "train_main"]
 
 logger = logging.getLogger("models.cli")
@@ -92,6 +94,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=d.precision,
                    help="compute dtype of the forward pass (autocast; weights stay float32): auto is bfloat16 on "
                    "CUDA and on CPUs with avx512_bf16 or amx_bf16, float32 on other CPUs (which emulate bfloat16)")
+    p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="isotonic",
+                   help="map from reward to p_comply, fitted on the calib half of mixed_val: temperature and bias "
+                   "(sigmoid), or those followed by an isotonic correction (isotonic)")
     p.add_argument("--skip-eval", action="store_true", help="fit the calibration but score no suites")
     p.add_argument("--eval-limit", type=int, default=None, help="score at most this many records per suite")
     p.add_argument("--no-progress", action="store_true")
@@ -233,13 +238,14 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     training_data = {**_summary(sets), "recipe": cfg.to_dict(), "run": summary}
     config = config.model_copy(update={"training_data": training_data})
     save_checkpoint(model, tok, config, args.out)
-    finalize(args.out, sets, args.work, skip_eval=args.skip_eval, progress=not args.no_progress)
+    finalize(args.out, sets, args.work, calibration=args.calibration, skip_eval=args.skip_eval,
+             progress=not args.no_progress)
     logger.info("done in %.0f s", time.monotonic() - t0)
     return 0
 
 
-def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, skip_eval: bool = False,
-             progress: bool = False) -> dict[str, Any]:
+def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, calibration: str = "isotonic",
+             skip_eval: bool = False, progress: bool = False) -> dict[str, Any]:
     """Fit the calibration on the ``calib`` half of ``mixed_val``, score the suites, write csrm.json."""
     from models.calibration import Calibration, fit_calibration
     from models.checkpoint import CSRM_JSON, CsrmConfig, load_checkpoint
@@ -251,8 +257,8 @@ def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, sk
     mixed_scores = score_records(model, mixed, progress=progress)
     _dump_scores(work / "eval" / "mixed_val.scores.jsonl", mixed, mixed_scores)
     calib = [(r, s) for r, s in zip(mixed, mixed_scores, strict=True) if r.get("calib") and s is not None]
-    cal = fit_calibration([s for _, s in calib], [1 if r["label"] == "comply" else 0 for r, _ in calib]) \
-        if calib else Calibration()
+    cal = fit_calibration([s for _, s in calib], [1 if r["label"] == "comply" else 0 for r, _ in calib],
+                          method=calibration) if calib else Calibration()
     logger.info("calibration fitted on %d mixed-split records: %s", len(calib), cal)
     metrics: dict[str, Any] = {}
     test = [(r, s) for r, s in zip(mixed, mixed_scores, strict=True) if not r.get("calib")]
