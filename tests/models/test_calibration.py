@@ -41,6 +41,42 @@ class TestCalibration:
 
     def test_to_dict(self) -> None:
         assert Calibration(2.0, 0.1).to_dict() == {"temperature": 2.0, "bias": 0.1}
+        assert Calibration(knots=((0.2, 0.1), (0.8, 0.9))).to_dict()["knots"] == [[0.2, 0.1], [0.8, 0.9]]
+
+
+class TestIsotonicKnots:
+    CAL = Calibration(knots=((0.2, 0.1), (0.5, 0.3), (0.8, 0.9)))
+
+    def test_interpolates_the_sigmoid_probability_between_knots(self) -> None:
+        assert self.CAL.p_comply(0.0) == pytest.approx(0.3)  # sigmoid(0) = 0.5, a knot
+        reward = math.log(0.65 / 0.35)  # sigmoid = 0.65, halfway from 0.5 to 0.8
+        assert self.CAL.p_comply(reward) == pytest.approx(0.6)
+
+    def test_holds_the_end_values_beyond_the_knots(self) -> None:
+        assert self.CAL.p_comply(-50.0) == pytest.approx(0.1)
+        assert self.CAL.p_comply(50.0) == pytest.approx(0.9)
+
+    def test_vectorised_matches_scalar(self) -> None:
+        rewards = np.linspace(-4.0, 4.0, 17)
+        probs = self.CAL.p_comply(rewards)
+        assert probs.tolist() == pytest.approx([self.CAL.p_comply(float(r)) for r in rewards])
+        assert np.all(np.diff(probs) >= 0)
+
+    @pytest.mark.parametrize(
+        "knots",
+        [
+            ((0.5, 0.5),),
+            ((0.2, 0.1), (0.2, 0.3)),
+            ((0.2, 0.3), (0.8, 0.1)),
+            ((0.2, 0.1), (1.2, 0.9)),
+            ((0.2, -0.1), (0.8, 0.9)),
+        ],
+    )
+    def test_rejects_knots_that_are_not_a_monotone_curve_in_the_unit_square(
+        self, knots: tuple[tuple[float, float], ...]
+    ) -> None:
+        with pytest.raises(ValueError, match="knots"):
+            Calibration(knots=knots)
 
 
 class TestFitCalibration:
@@ -63,6 +99,39 @@ class TestFitCalibration:
         fitted = fit_calibration([0.0, 1.0, 2.0, 3.0, 4.0], [1, 1, 1, 0, 0])
         assert fitted.temperature >= 1e5
         assert fitted.p_comply(0.0) == pytest.approx(0.6, abs=1e-4)
+
+    def test_isotonic_undoes_a_reliability_curve_the_sigmoid_cannot(self) -> None:
+        rng = np.random.default_rng(0)
+        rewards = rng.normal(0.0, 2.0, 20_000)
+        truth = np.where(rewards < 0.0, 0.1, 0.9)  # a step: no temperature and bias fit it
+        labels = (rng.random(rewards.size) < truth).astype(int)
+        sigmoid = fit_calibration(rewards, labels)
+        isotonic = fit_calibration(rewards, labels, method="isotonic")
+        assert (isotonic.temperature, isotonic.bias) == (sigmoid.temperature, sigmoid.bias)
+        assert sigmoid.knots is None and isotonic.knots is not None
+        grid = np.array([-3.0, -1.0, 1.0, 3.0])
+        assert isotonic.p_comply(grid).tolist() == pytest.approx([0.1, 0.1, 0.9, 0.9], abs=0.03)
+        assert np.max(np.abs(sigmoid.p_comply(grid) - [0.1, 0.1, 0.9, 0.9])) > 0.05
+        fresh = (rng.random(rewards.size) < truth).astype(int)
+        assert expected_calibration_error(isotonic.p_comply(rewards), fresh) < 0.02
+
+    def test_isotonic_knots_are_never_certain(self) -> None:
+        fitted = fit_calibration([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [0, 0, 0, 1, 1, 1], method="isotonic")
+        # two pure blocks of three: the rule of succession gives 1/5 and 4/5
+        assert [y for _, y in fitted.knots or ()] == pytest.approx([0.2, 0.8])
+
+    def test_isotonic_keeps_tied_rewards_in_one_knot(self) -> None:
+        fitted = fit_calibration([0.0, 1.0, 1.0, 2.0], [0, 0, 1, 1], method="isotonic")
+        assert [y for _, y in fitted.knots or ()] == pytest.approx([1 / 3, 0.5, 2 / 3])
+
+    def test_isotonic_on_anti_correlated_rewards_gives_the_base_rate(self) -> None:
+        fitted = fit_calibration([0.0, 1.0, 2.0, 3.0, 4.0], [1, 1, 1, 0, 0], method="isotonic")
+        assert fitted.knots is None
+        assert fitted.p_comply(0.0) == pytest.approx(0.6, abs=1e-4)
+
+    def test_rejects_an_unknown_method(self) -> None:
+        with pytest.raises(ValueError, match="method"):
+            fit_calibration([0.0, 1.0], [0, 1], method="platt")
 
     def test_accepts_lists_and_boolean_like_labels(self) -> None:
         fitted = fit_calibration([-2.0, -1.0, 0.5, 1.0, 2.0, -0.5], [0, 0, 1, 1, 1, 1])

@@ -63,6 +63,12 @@ class TestCsrmConfig:
         assert CsrmConfig.from_dict(json.loads(config.to_json())) == config
         assert json.loads(config.to_json()) == valid_config()
 
+    def test_round_trip_with_isotonic_knots(self) -> None:
+        data = valid_config(calibration={"temperature": 1.5, "bias": -0.2, "knots": [[0.1, 0.05], [0.9, 0.95]]})
+        config = CsrmConfig.from_dict(data)
+        assert config.calibration.p_comply(100.0) == pytest.approx(0.95)
+        assert json.loads(config.to_json()) == data
+
     def test_defaults(self) -> None:
         data = valid_config()
         for key in ("truncation", "calibration", "default_threshold", "model_id", "training_data", "eval_metrics"):
@@ -81,6 +87,7 @@ class TestCsrmConfig:
             ({"policy_token_budget": 256}, "must be below max_length"),
             ({"truncation": "newest-first"}, "truncation"),
             ({"calibration": {"temperature": 0, "bias": 0}}, "temperature"),
+            ({"calibration": {"temperature": 1, "bias": 0, "knots": [[0.9, 0.1], [0.1, 0.9]]}}, "knots"),
             ({"default_threshold": 1.5}, "default_threshold"),
             ({"base_model": {"path": "x"}}, "base_model.name"),
             ({"surprise": 1}, "surprise"),

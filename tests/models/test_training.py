@@ -172,6 +172,26 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
     assert len(model.score([])) == 0
 
 
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_finalize_fits_the_chosen_calibration_on_the_calib_half(tiny_encoder_checkpoint: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    import shutil
+
+    import models.evaluation
+    from models.cli import finalize
+
+    out = tmp_path / "model"
+    shutil.copytree(tiny_encoder_checkpoint, out)
+    mixed = [{**r, "calib": True} for r in _records() if r["kind"] == "point"]
+    rewards = [-1.0 if r["label"] == "violate" else 1.0 for r in mixed]
+    rewards[0] = 2.0  # one violation above the compliant answers, so no map is a perfect step
+    monkeypatch.setattr(models.evaluation, "score_records", lambda model, recs, **kw: rewards[:len(recs)])
+    finalize(out, {"mixed_val": mixed}, tmp_path / "work", calibration=method, skip_eval=True)
+    calibration = json.loads((out / "csrm.json").read_text())["calibration"]
+    assert calibration["temperature"] > 0
+    assert ("knots" in calibration) is (method == "isotonic")
+
+
 def _wrapped(checkpoint: Path, **knobs: Any) -> torch.nn.Module:
     """The tiny checkpoint as a one-output classifier wrapped by `wrap_lora` (rank 4) with ``knobs``."""
     from transformers import AutoModelForSequenceClassification
