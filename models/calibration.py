@@ -185,10 +185,8 @@ def fit_calibration(
     sigmoid = Calibration(temperature=1.0 / slope, bias=bias)
     if method == "sigmoid":
         return sigmoid
+    # A positive slope means rewards and labels correlate, so pooling leaves at least two blocks.
     knots = _isotonic_knots(sigmoid.p_comply(r), y)
-    if len(knots) < 2:
-        logger.warning("isotonic correction left one level (rewards do not order the labels); kept the sigmoid")
-        return sigmoid
     return Calibration(temperature=sigmoid.temperature, bias=sigmoid.bias, knots=knots)
 
 
