@@ -21,7 +21,7 @@ import logging
 import random
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +134,15 @@ def _policy_for(ex: Example, fac: PolicyFactory, rng: random.Random, tries: int 
     return fac.general_policy(rng)
 
 
-def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random, *,
-                   swap: bool = False) -> tuple[Policy, Policy] | None:
-    """Two policies of one family and wording: one allowing every category of ``ex``, one disallowing them. With
-    ``swap`` the allowing one is the disallowing one with ``ex``'s categories swapped in for as many of its allowed
-    ones: both allow equally many, and no category ``ex`` engages in is allowed by both."""
+def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random) -> tuple[Policy, Policy] | None:
+    """Two policies of one family and wording: one allowing every category of ``ex``, one disallowing them."""
     if ex.source == "openai_moderation":
         cats = [c for c in ex.categories if c.startswith("mod:")]
         if not cats:
             return None
         codes = [f"mod:{c}" for c in MODERATION_CODES]
-        allow, deny = _contrasting_sets(rng, cats, codes, swap, deny_extra=3)
+        allow = random_allowed(rng, cats, taxonomy=codes, extra_max=2)
+        deny = random_allowed(rng, (), exclude=cats, taxonomy=codes, extra_max=3)
         state = rng.getstate()
         a = fac.moderation_policy(rng, allow)
         rng.setstate(state)
@@ -152,21 +150,12 @@ def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random, *,
     cats = [c for c in ex.categories if c in CATEGORIES]
     if not cats or len(cats) != len(ex.categories):
         return None
-    allow, deny = _contrasting_sets(rng, cats, tuple(CATEGORIES), swap, deny_extra=2)
+    allow = random_allowed(rng, cats)
+    deny = random_allowed(rng, (), exclude=cats)
     state = rng.getstate()
     a = fac.category_policy(rng, allow)
     rng.setstate(state)  # same family and wording for the contrasting policy
     return a, fac.category_policy(rng, deny)
-
-
-def _contrasting_sets(rng: random.Random, cats: Sequence[str], taxonomy: Sequence[str], swap: bool,
-                      deny_extra: int) -> tuple[list[str], list[str]]:
-    if swap:
-        deny = random_allowed(rng, (), exclude=cats, taxonomy=taxonomy, extra_max=deny_extra)
-        dropped = set(rng.sample(deny, min(len(cats), len(deny))))
-        return sorted({*deny, *cats} - dropped), deny
-    allow = random_allowed(rng, cats, taxonomy=taxonomy, extra_max=2)
-    return allow, random_allowed(rng, (), exclude=cats, taxonomy=taxonomy, extra_max=deny_extra)
 
 
 def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.Random) -> Policy | None:
@@ -189,7 +178,7 @@ def _records_for(ex: Example, fac: PolicyFactory, rng: random.Random, flip_p: fl
         recs.append(point_record(ex, _benign_extra_policy(ex, fac, rng)))
     if ex.harmful_request and (ex.kind == "harmful" or rng.random() < flip_p):
         for _ in range(FLIP_GROUPS_HARMFUL if ex.kind == "harmful" else 1):
-            if (pols := _flip_policies(ex, fac, rng, swap=True)) is not None:
+            if (pols := _flip_policies(ex, fac, rng)) is not None:
                 group_id[0] += 1
                 recs += [point_record(ex, p, flip=f"f{group_id[0]}") for p in pols]
     return recs

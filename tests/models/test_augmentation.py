@@ -85,19 +85,6 @@ def test_flip_policies_contrast_same_wording() -> None:
         assert point_record(ex, deny)["label"] == "violate"
 
 
-def test_swapped_flip_policies_differ_only_where_the_answer_engages() -> None:
-    fac = PolicyFactory(TEMPLATES)
-    ex = _ex("harmful", ("privacy",))
-    for seed in range(20):
-        pols = _flip_policies(ex, fac, random.Random(seed), swap=True)
-        assert pols is not None
-        allow, deny = pols
-        assert allow.family == deny.family and allow.wording == deny.wording
-        assert allow.allowed - deny.allowed == {"privacy"} and len(allow.allowed) == len(deny.allowed)
-        assert point_record(ex, allow)["label"] == "comply"
-        assert point_record(ex, deny)["label"] == "violate"
-
-
 def test_every_harmful_answer_gets_contrasting_flip_groups() -> None:
     fac = PolicyFactory(TEMPLATES)
     for seed in range(10):
