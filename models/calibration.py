@@ -82,13 +82,6 @@ class Calibration:
         out: FloatArray = np.interp(p, xs, ys)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in `csrm.json`."""
-        out: dict[str, Any] = {"temperature": self.temperature, "bias": self.bias}
-        if self.knots is not None:
-            out["knots"] = [list(k) for k in self.knots]
-        return out
-
 
 def _check_knots(knots: Sequence[tuple[float, float]]) -> None:
     xy = np.asarray(knots, dtype=np.float64)

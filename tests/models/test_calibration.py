@@ -39,10 +39,6 @@ class TestCalibration:
         with pytest.raises(ValueError, match="bias"):
             Calibration(bias=math.inf)
 
-    def test_to_dict(self) -> None:
-        assert Calibration(2.0, 0.1).to_dict() == {"temperature": 2.0, "bias": 0.1}
-        assert Calibration(knots=((0.2, 0.1), (0.8, 0.9))).to_dict()["knots"] == [[0.2, 0.1], [0.8, 0.9]]
-
 
 class TestIsotonicKnots:
     CAL = Calibration(knots=((0.2, 0.1), (0.5, 0.3), (0.8, 0.9)))
