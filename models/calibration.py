@@ -161,7 +161,7 @@ def fit_calibration(
 
     Returns:
         The fitted Calibration. When rewards do not increase with compliance at all, the best increasing map is
-        the constant base rate; it is returned as a very large temperature (and logged).
+        the constant base rate; it is returned as a very large temperature without knots (and logged).
 
     Raises:
         ValueError: Mismatched lengths, no data, non-finite rewards, labels outside {0, 1}, a single class, or an

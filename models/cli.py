@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.calibration import CALIBRATION_METHODS
+from models.calibration import CALIBRATION_METHODS, Calibration, fit_calibration
 
 __all__ = ["eval_main", "train_main"]
 
@@ -244,10 +244,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, calibration: str = "isotonic",
+def finalize(out: Path, sets: dict[str, list[dict[str, Any]]], work: Path, *, calibration: str,
              skip_eval: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Fit the calibration on the ``calib`` half of ``mixed_val``, score the suites, write csrm.json."""
-    from models.calibration import Calibration, fit_calibration
+    """Fit the calibration (one of `CALIBRATION_METHODS`) on the ``calib`` half of ``mixed_val``, score the suites,
+    write csrm.json."""
     from models.checkpoint import CSRM_JSON, CsrmConfig, load_checkpoint
     from models.evaluation import compute_metrics, reliability_diagram, score_records
 
