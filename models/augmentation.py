@@ -180,16 +180,15 @@ class PolicyFactory:
         rng.shuffle(cats)
         dis: list[tuple[str, str, str | None, int]] = []
         alw: list[tuple[str, str]] = []
-        variants = []
         for c in cats:
-            v, name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
-            variants.append(v)
+            _, name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
+            # drawn for allowed categories too: two policies built from one RNG state then differ only in `allowed`
+            sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
             if c in allowed:
                 alw.append((name, desc))
             else:
-                sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
                 dis.append((name, desc, sev, SEVERITIES.index(sev)))
-        v, name, desc = self._pick(rng, OTHER_HARM_ENTRY)
+        _, name, desc = self._pick(rng, OTHER_HARM_ENTRY)
         dis.append((name, desc, "medium", 2))
         dis.sort(key=lambda e: e[3])
         for _ in range(rng.randint(0, 2)):
