@@ -61,7 +61,7 @@ FRAME_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.3, "cst": 0.4, "be
 pairs and evaluation suites keep the plain requests."""
 
 CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
-"""Share of answers of every kind (pointwise records) cut to their opening words (`cut_response`)."""
+"""Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
 
 
 FLIP_GROUPS_HARMFUL = 2
@@ -308,7 +308,7 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
         for e in tr:
             if rng.random() < FRAME_P.get(name, 0.0) and not e.meta.get("attack"):
                 e = frame_example(e, rng)
-            if rng.random() < CUT_P.get(name, 0.0):
+            if e.kind in ("harmful", "helpful") and rng.random() < CUT_P.get(name, 0.0):
                 e = cut_response(e, rng)
             train += _records_for(e, seen, rng, flip_p.get(name, 0.2), group_id)
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from models.attack_framing import CUT_ENDINGS, FRAMES, cut_response, frame_example, junk_suffix
+from models.attack_framing import FRAMES, cut_response, frame_example, junk_suffix
 from models.augmentation import Policy, label_under
 from models.data import Example
 
@@ -53,27 +53,13 @@ def test_junk_suffix_word_count() -> None:
     assert len(junk_suffix(random.Random(0), words=12).split()) == 12
 
 
-def test_cut_response_keeps_the_opening_words_and_the_label_with_every_ending() -> None:
-    words = [f"w{i}." if i == 7 else f"w{i}" for i in range(100)]
-    long = Example((("user", "make a weapon"),), " ".join(words), "harmful", ("weapons",), "test", "g1", True)
-    expected = {"ellipsis": " ".join(words[:12]) + "...", "mid-sentence": " ".join(words[:12]),
-                "sentence": " ".join(words[:8])}
-    endings = set()
-    for seed in range(30):
-        cut = cut_response(long, random.Random(seed), min_words=12, max_words=12)
-        endings.add(cut.meta["cut_ending"])
-        assert cut.response == expected[cut.meta["cut_ending"]]
-        assert cut.messages == long.messages and cut.kind == long.kind and cut.meta["cut"] is True
-        assert label_under(cut, STRICT) == label_under(long, STRICT)
-    assert endings == set(CUT_ENDINGS)
-
-
-def test_cut_at_a_sentence_end_keeps_the_words_when_no_sentence_ends_past_the_fifth() -> None:
-    long = Example((("user", "q"),), "Sure. " + " ".join(f"w{i}" for i in range(100)), "harmful", ("weapons",),
+def test_cut_response_keeps_the_opening_words_and_the_label() -> None:
+    long = Example((("user", "make a weapon"),), " ".join(f"w{i}" for i in range(100)), "harmful", ("weapons",),
                    "test", "g1", True)
-    cuts = [cut_response(long, random.Random(seed), min_words=12, max_words=12) for seed in range(30)]
-    assert {c.response for c in cuts if c.meta["cut_ending"] == "sentence"} == {
-        "Sure. " + " ".join(f"w{i}" for i in range(11))}
+    cut = cut_response(long, random.Random(0), min_words=12, max_words=12)
+    assert cut.response == " ".join(f"w{i}" for i in range(12)) + "..."
+    assert cut.messages == long.messages and cut.kind == long.kind and cut.meta["cut"] is True
+    assert label_under(cut, STRICT) == label_under(long, STRICT)
 
 
 def test_cut_response_leaves_short_answers_alone() -> None:
