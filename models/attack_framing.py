@@ -13,7 +13,8 @@ game framing, dual answers, token-salad suffixes); none is copied from Jailbreak
 Cut responses: the opening words of an answer followed by "...", as logged responses are often cut (JailbreakBench
 keeps ~150 tokens) and as policy examples are written. In the public sets short answers are nearly all refusals, so a
 model learns "short = safe"; cutting harmful answers (still violations: they start to give the harm) and helpful
-answers (still compliant) alike removes that shortcut.
+answers (still compliant) alike removes that shortcut. Refusals are not cut, so after a harmful request only
+violations end in "..." and a model can learn that ending as a sign of one (MODEL_CARD.md, "Cut answers of every kind").
 """
 
 from __future__ import annotations
