@@ -182,11 +182,10 @@ class PolicyFactory:
         alw: list[tuple[str, str]] = []
         for c in cats:
             _, name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
-            # drawn for allowed categories too: two policies built from one RNG state then differ only in `allowed`
-            sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
             if c in allowed:
                 alw.append((name, desc))
             else:
+                sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
                 dis.append((name, desc, sev, SEVERITIES.index(sev)))
         _, name, desc = self._pick(rng, OTHER_HARM_ENTRY)
         dis.append((name, desc, "medium", 2))
