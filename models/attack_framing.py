@@ -14,7 +14,8 @@ Cut responses: the opening words of an answer followed by "...", as logged respo
 keeps ~150 tokens) and as policy examples are written. In the public sets short answers are nearly all refusals, so a
 model learns "short = safe"; cutting harmful answers (still violations: they start to give the harm) and helpful
 answers (still compliant) alike removes that shortcut. Refusals are not cut, so after a harmful request only
-violations end in "..." and a model can learn that ending as a sign of one (MODEL_CARD.md, "Cut answers of every kind").
+harmful answers end in "..." and a model can learn that ending as a sign of a violation (MODEL_CARD.md, "Cut answers
+of every kind").
 """
 
 from __future__ import annotations
