@@ -149,10 +149,10 @@ class PolicyFactory:
         self.specs = [(w, t) for w, h, t in SPEC_TEXTS if h == held_out]
         self.bundled = list(bundled)
 
-    def _pick(self, rng: random.Random, entries: list[tuple[str, bool, str, str]]) -> tuple[str, str, str]:
+    def _pick(self, rng: random.Random, entries: list[tuple[str, bool, str, str]]) -> tuple[str, str]:
         pool = [e for e in entries if e[1] == self.held_out] or entries
-        v, _, name, desc = rng.choice(pool)
-        return v, name, desc
+        _, _, name, desc = rng.choice(pool)
+        return name, desc
 
     def general_policy(self, rng: random.Random) -> Policy:
         """A free-text policy under which every harm is disallowed."""
@@ -181,17 +181,17 @@ class PolicyFactory:
         dis: list[tuple[str, str, str | None, int]] = []
         alw: list[tuple[str, str]] = []
         for c in cats:
-            _, name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
+            name, desc = self._pick(rng, CATEGORY_ENTRIES[c])
             if c in allowed:
                 alw.append((name, desc))
             else:
                 sev = rng.choice(SEVERITIES) if c not in SEVERE_CATEGORIES else "critical"
                 dis.append((name, desc, sev, SEVERITIES.index(sev)))
-        _, name, desc = self._pick(rng, OTHER_HARM_ENTRY)
+        name, desc = self._pick(rng, OTHER_HARM_ENTRY)
         dis.append((name, desc, "medium", 2))
         dis.sort(key=lambda e: e[3])
         for _ in range(rng.randint(0, 2)):
-            _, name, desc = self._pick(rng, BENIGN_ALLOWED_ENTRIES)
+            name, desc = self._pick(rng, BENIGN_ALLOWED_ENTRIES)
             if (name, desc) not in alw:
                 alw.append((name, desc))
         text = render_structured(spec if rng.random() < 0.8 else None, [(n, d, s) for n, d, s, _ in dis], alw)
@@ -204,7 +204,7 @@ class PolicyFactory:
         dis: list[tuple[str, str, str | None]] = []
         alw: list[tuple[str, str]] = []
         for code, entries in MODERATION_ENTRIES.items():
-            _, name, desc = self._pick(rng, entries)
+            name, desc = self._pick(rng, entries)
             if code in allowed:
                 alw.append((name, desc))
             else:
