@@ -143,19 +143,18 @@ def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random) -> tuple
         codes = [f"mod:{c}" for c in MODERATION_CODES]
         allow = random_allowed(rng, cats, taxonomy=codes, extra_max=2)
         deny = random_allowed(rng, (), exclude=cats, taxonomy=codes, extra_max=3)
-        state = rng.getstate()
-        a = fac.moderation_policy(rng, allow)
-        rng.setstate(state)
-        return a, fac.moderation_policy(rng, deny)
-    cats = [c for c in ex.categories if c in CATEGORIES]
-    if not cats or len(cats) != len(ex.categories):
-        return None
-    allow = random_allowed(rng, cats)
-    deny = random_allowed(rng, (), exclude=cats)
+        make = fac.moderation_policy
+    else:
+        cats = [c for c in ex.categories if c in CATEGORIES]
+        if not cats or len(cats) != len(ex.categories):
+            return None
+        allow = random_allowed(rng, cats)
+        deny = random_allowed(rng, (), exclude=cats)
+        make = fac.category_policy
     state = rng.getstate()
-    a = fac.category_policy(rng, allow)
+    a = make(rng, allow)
     rng.setstate(state)  # same family and wording for the contrasting policy
-    return a, fac.category_policy(rng, deny)
+    return a, make(rng, deny)
 
 
 def _wording_twin(ex: Example, policy: Policy, fac: PolicyFactory, rng: random.Random) -> Policy | None:
