@@ -88,7 +88,7 @@ only makes a cut longer)."""
 _SENTENCE_END = re.compile(r"(?<!\b\d)(?<!\b\d\d)[.!?][\"')\]]*(?=\s)|[^:\s](?=[ \t]*\n)")
 
 
-def cut_response(example: Example, rng: random.Random, min_words: int = 4, max_words: int = 24) -> Example:
+def cut_response(example: Example, rng: random.Random, min_words: int = 12, max_words: int = 40) -> Example:
     """The example with its response cut at the first sentence end (".", "!" or "?", or a line end not after a colon)
     that keeps at least ``min_words``-``max_words`` words, drawn at random, outside sentences that refuse or warn (so
     a cut harmful answer that opens with a refusal keeps some of the harm); unchanged if that keeps fewer than ten

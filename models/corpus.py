@@ -60,7 +60,7 @@ FRAME_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.3, "cst": 0.4, "be
 """Share of each source's training examples whose request is wrapped in an attack frame (`models.attack_framing`);
 pairs and evaluation suites keep the plain requests."""
 
-CUT_P: dict[str, float] = {"gptfuzz": 0.5, "aisafetylab": 0.5, "cst": 0.5, "benign": 0.3, "sharegpt": 0.3}
+CUT_P: dict[str, float] = {"gptfuzz": 0.3, "aisafetylab": 0.3, "cst": 0.3, "benign": 0.2, "sharegpt": 0.2}
 """Share of harmful and helpful answers (pointwise records) cut to their opening words (`cut_response`)."""
 
 

@@ -79,7 +79,7 @@ def test_cut_response_never_ends_in_an_ellipsis_or_mid_sentence() -> None:
     rng = random.Random(1)
     cuts = [cut_response(_answer(text), rng).response for _ in range(50)]
     assert all(c.endswith("for sure.") and not c.endswith("...") and c != text for c in cuts)
-    assert len(set(cuts)) > 1 and all(len(c.split()) >= 4 for c in cuts)
+    assert len(set(cuts)) > 1 and all(len(c.split()) >= 12 for c in cuts)
 
 
 def test_cut_response_leaves_short_answers_alone() -> None:
