@@ -10,18 +10,17 @@ The frames are written for this project after the published families of attacks 
 framing, research pretext, refusal suppression, prefix injection, system-override claims, emotional pretext,
 game framing, dual answers, token-salad suffixes); none is copied from JailbreakBench, GPTFuzz or any benchmark.
 
-Cut responses: the opening sentences of an answer, as logged responses are often cut (JailbreakBench keeps ~150
-tokens) and as short answers are written. In the public sets short answers are nearly all refusals, so a model learns
-"short = safe"; cutting harmful answers (still violations: they start to give the harm) and helpful answers (still
-compliant) alike removes that shortcut. The cut ends where a sentence of the answer ends, so a cut answer ends like a
-complete one: when cuts ended mid-sentence in "...", which refusals never do, the model learned that ending as a sign
-of a violation (MODEL_CARD.md, "Cut responses").
+Cut responses: the opening words of an answer followed by "...", as logged responses are often cut (JailbreakBench
+keeps ~150 tokens) and as policy examples are written. In the public sets short answers are nearly all refusals, so a
+model learns "short = safe"; cutting harmful answers (still violations: they start to give the harm) and helpful
+answers (still compliant) alike removes that shortcut. Refusals are not cut, so after a harmful request only
+harmful answers end in "..." and a model can learn that ending as a sign of a violation (MODEL_CARD.md, "Cut answers
+of every kind").
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import replace
 
 from models.data import Example
@@ -81,26 +80,11 @@ def frame_example(example: Example, rng: random.Random) -> Example:
     return replace(example, messages=tuple(turns), meta={**example.meta, "framed": True})
 
 
-_REFUSING = re.compile(r"sorry|apologi[sz]e|can(no|')t|not able|won't|will not|as an AI|against|ethic|legal|law|"
-                       r"appropriate|important|remind|emphasi[sz]e|stress|harm|responsib|safe", re.I)
-"""Words of sentences that refuse or warn: a cut does not count them towards the words it keeps (matching too much
-only makes a cut longer)."""
-_SENTENCE_END = re.compile(r"(?<!\b\d)(?<!\b\d\d)[.!?][\"')\]]*(?=\s)|[^:\s](?=[ \t]*\n)")
-
-
 def cut_response(example: Example, rng: random.Random, min_words: int = 12, max_words: int = 40) -> Example:
-    """The example with its response cut at the first sentence end (".", "!" or "?", or a line end not after a colon)
-    that keeps at least ``min_words``-``max_words`` words, drawn at random, outside sentences that refuse or warn (so
-    a cut harmful answer that opens with a refusal keeps some of the harm); unchanged if that keeps fewer than ten
-    words less than the whole response."""
-    text = example.response
-    keep, counted, start = rng.randint(min_words, max_words), 0, 0
-    for end in _SENTENCE_END.finditer(text):
-        sentence, start = text[start:end.end()], end.end()
-        counted += 0 if _REFUSING.search(sentence) else len(sentence.split())
-        if counted >= keep:
-            cut = text[:start].rstrip()
-            if len(text.split()) - len(cut.split()) < 10:
-                return example
-            return replace(example, response=cut, meta={**example.meta, "cut": True})
-    return example
+    """The example with its response cut to its first ``min_words``-``max_words`` words plus "..."; unchanged if
+    the response is not longer than that by at least ten words."""
+    words = example.response.split()
+    keep = rng.randint(min_words, max_words)
+    if len(words) < keep + 10:
+        return example
+    return replace(example, response=" ".join(words[:keep]) + "...", meta={**example.meta, "cut": True})

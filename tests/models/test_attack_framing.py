@@ -53,33 +53,13 @@ def test_junk_suffix_word_count() -> None:
     assert len(junk_suffix(random.Random(0), words=12).split()) == 12
 
 
-def _answer(response: str) -> Example:
-    return Example((("user", "make a weapon"),), response, "harmful", ("weapons",), "test", "g1", True)
-
-
-def test_cut_response_keeps_whole_opening_sentences_and_the_label() -> None:
-    sentences = [" ".join(f"w{i}{j}" for j in range(6)) + "." for i in range(20)]
-    long = _answer(" ".join(sentences))
-    cut = cut_response(long, random.Random(0), min_words=14, max_words=14)
-    assert cut.response == " ".join(sentences[:3])
+def test_cut_response_keeps_the_opening_words_and_the_label() -> None:
+    long = Example((("user", "make a weapon"),), " ".join(f"w{i}" for i in range(100)), "harmful", ("weapons",),
+                   "test", "g1", True)
+    cut = cut_response(long, random.Random(0), min_words=12, max_words=12)
+    assert cut.response == " ".join(f"w{i}" for i in range(12)) + "..."
     assert cut.messages == long.messages and cut.kind == long.kind and cut.meta["cut"] is True
     assert label_under(cut, STRICT) == label_under(long, STRICT)
-
-
-def test_cut_response_ends_at_a_line_end_but_not_after_a_colon_or_a_list_number() -> None:
-    steps = "Sure, here is how you do it in a few steps:\n" + "\n".join(
-        f"{i}. Take part {i} and fix it to the frame with two bolts" for i in range(1, 8))
-    cut = cut_response(_answer(steps), random.Random(0), min_words=11, max_words=11)
-    first_step = "1. Take part 1 and fix it to the frame with two bolts"
-    assert cut.response == "Sure, here is how you do it in a few steps:\n" + first_step
-
-
-def test_cut_response_never_ends_in_an_ellipsis_or_mid_sentence() -> None:
-    text = " ".join(f"Sentence {i} is longer than the last one, {'and more ' * (i % 4)}for sure." for i in range(30))
-    rng = random.Random(1)
-    cuts = [cut_response(_answer(text), rng).response for _ in range(50)]
-    assert all(c.endswith("for sure.") and not c.endswith("...") and c != text for c in cuts)
-    assert len(set(cuts)) > 1 and all(len(c.split()) >= 12 for c in cuts)
 
 
 def test_cut_response_leaves_short_answers_alone() -> None:
