@@ -104,11 +104,13 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def _top_layers(text: str) -> int | None:
-    if text.strip().lower() == "all":
-        return None
+    return None if text.strip().lower() == "all" else _positive(text)
+
+
+def _positive(text: str) -> int:
     value = int(text) if text.strip().isdigit() else 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 'all' or a positive number of layers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
 
 
@@ -352,7 +354,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     """
     from models.checkpoint import load_checkpoint
     from models.data import read_jsonl
-    from models.evaluation import compute_metrics, format_table, reliability_diagram, score_records
+    from models.evaluation import compute_metrics, cut_responses, format_table, reliability_diagram, score_records
 
     p = argparse.ArgumentParser(prog="csrm eval", description="Evaluate a CSRM checkpoint on canonical records.")
     p.add_argument("--model", required=True, type=Path)
@@ -360,11 +362,18 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="write metrics JSON here (PNG beside it)")
     p.add_argument("--threshold", type=float, default=None,
                    help="default: the checkpoint's default_threshold; a record's own `threshold` overrides it")
+    p.add_argument("--cut-words", type=_positive, default=None,
+                   help="score only point records longer than twice N words, each cut to its first N words")
+    p.add_argument("--cut-ending", default="", help="text after a cut response (e.g. '...'); default none")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
+    if args.cut_ending and args.cut_words is None:
+        p.error("--cut-ending needs --cut-words")
     model = load_checkpoint(args.model, device=args.device)
     recs = list(read_jsonl(args.data))
+    if args.cut_words is not None:
+        recs = cut_responses(recs, args.cut_words, args.cut_ending)
     scores = score_records(model, recs, batch_size=args.batch_size)
     thr = args.threshold if args.threshold is not None else model.config.default_threshold
     metrics = compute_metrics(recs, scores, model.calibration, thr)

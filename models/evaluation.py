@@ -34,6 +34,7 @@ __all__ = [
     "auroc",
     "binary_metrics",
     "compute_metrics",
+    "cut_responses",
     "flip_consistency",
     "format_table",
     "pairwise_accuracy",
@@ -114,6 +115,13 @@ def flip_consistency(records: Sequence[dict[str, Any]], verdicts: Sequence[str])
 def _input(rec: dict[str, Any], response: str) -> ScoreInput:
     msgs = [Message(m["role"], m["content"]) for m in rec["messages"]] + [Message("assistant", response)]
     return ScoreInput(rec["policy_text"], tuple(msgs))
+
+
+def cut_responses(records: Sequence[dict[str, Any]], words: int, ending: str = "") -> list[dict[str, Any]]:
+    """The point records whose response has more than ``2 * words`` words, each cut to its first ``words`` words plus
+    ``ending``, labels kept: whether a model reads the opening of an answer or its form (a cut, a trailing "...")."""
+    return [{**rec, "response": " ".join(rec["response"].split()[:words]) + ending} for rec in records
+            if rec["kind"] == "point" and len(rec["response"].split()) > 2 * words]
 
 
 def score_records(model: CsrmModel, records: Sequence[dict[str, Any]], batch_size: int = 32,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.calibration import Calibration
-from models.evaluation import auroc, binary_metrics, compute_metrics, flip_consistency, format_table, pairwise_accuracy
+from models.evaluation import (auroc, binary_metrics, compute_metrics, cut_responses, flip_consistency, format_table,
+                               pairwise_accuracy)
 
 
 def _pt(label: str, **kw: object) -> dict[str, object]:
@@ -69,6 +70,14 @@ def test_a_records_own_threshold_decides_its_verdict() -> None:
     m = compute_metrics(recs, [0.5, 0.5, 0.5, 0.5], Calibration())
     assert m["recall"] == pytest.approx(2 / 3) and m["precision"] == pytest.approx(1.0)
     assert m["flip_consistency"] == pytest.approx(1.0)
+
+
+def test_cut_responses_keeps_the_opening_of_long_point_answers_only() -> None:
+    long_answer = "one two three four five"
+    recs = [_pt("violate", response=long_answer), _pt("comply", response="one two three four"),
+            {"kind": "pair", "chosen": long_answer, "rejected": long_answer}]
+    assert cut_responses(recs, 2, "...") == [_pt("violate", response="one two...")]
+    assert cut_responses(recs, 1) == [_pt("violate", response="one"), _pt("comply", response="one")]
 
 
 def test_eval_main_on_tiny_checkpoint(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
@@ -137,6 +146,27 @@ def test_evaluate_suites_reports_flip_consistency_per_harm_category(tiny_encoder
     assert {k: v["flip_groups"] for k, v in metrics.items() if "category=" in k} == {
         "flip_jbb:category=privacy": 2, "flip_jbb:category=violence": 1, "flip_jbb:category=sexual": 1}
     assert metrics["flip_jbb:category=privacy"]["flip_groups_contrasting"] == 2
+
+
+def test_eval_main_scores_cut_answers(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from models.cli import eval_main
+    from models.data import write_jsonl
+
+    write_jsonl(tmp_path / "set.jsonl", [_pt("violate", response="a b c d e"), _pt("comply"), _pt("comply")])
+    assert eval_main(["--model", str(tiny_encoder_checkpoint), "--data", str(tmp_path / "set.jsonl"),
+                      "--out", str(tmp_path / "m.json"), "--device", "cpu", "--cut-words", "2",
+                      "--cut-ending", "..."]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["n"] == 1
+
+
+@pytest.mark.parametrize("argv", [["--cut-words", "0"], ["--cut-ending", "..."]])
+def test_eval_main_rejects_bad_cut_options(argv: list[str], tmp_path: Path) -> None:
+    from models.cli import eval_main
+
+    with pytest.raises(SystemExit) as exc:
+        eval_main(["--model", str(tmp_path), "--data", str(tmp_path / "set.jsonl"), *argv])
+    assert exc.value.code == 2
 
 
 def test_eval_main_reports_the_subsets_of_a_suite_file(tiny_encoder_checkpoint: Path, tmp_path: Path) -> None:
