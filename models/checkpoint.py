@@ -81,6 +81,9 @@ class CsrmConfig(BaseModel):
     max_length: int = Field(gt=0, description="Most tokens per item, special tokens included.")
     policy_token_budget: int = Field(gt=0, description="Most tokens the policy text may take; never cut.")
     truncation: Literal["oldest-turns-first"] = "oldest-turns-first"
+    context: Literal["conversation", "response"] = Field(
+        "conversation", description="What the model reads after the policy: every turn, or the final response alone."
+    )
     calibration: Calibration = Field(default_factory=Calibration)
     default_threshold: float = Field(0.5, ge=0.0, le=1.0)
     base_model: BaseModelRef

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models.calibration import CALIBRATION_METHODS, Calibration, fit_calibration
+from models.template import CONTEXTS
 
 __all__ = ["eval_main", "train_main"]
 
@@ -66,6 +67,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-budget", type=int, default=d.policy_token_budget)
     p.add_argument("--conversation-budget", type=int, default=d.conversation_budget,
                    help="training-time cap on conversation tokens per item")
+    p.add_argument("--context", choices=CONTEXTS, default=d.context,
+                   help="what the model reads after the policy, in training and (via csrm.json) at serving: every "
+                   "turn, or the final response alone")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
@@ -209,7 +213,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     random.seed(args.seed)
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
-                      conversation_budget=args.conversation_budget, lora_r=max(args.lora_rank, 1),
+                      conversation_budget=args.conversation_budget, context=args.context,
+                      lora_r=max(args.lora_rank, 1),
                       lora_top_layers=args.lora_top_layers,
                       attention_dropout=args.attention_dropout,
                       frozen_layers_dropout=args.frozen_layers_dropout, probe_steps=args.probe_steps,
@@ -224,7 +229,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         sets = {k: v if k == "train" else rng.sample(v, min(len(v), args.eval_limit)) for k, v in sets.items()}
     model, tok, device = _build_model(args, cfg)
     config = CsrmConfig(architecture="encoder", template_id="encoder-pair/1", max_length=cfg.max_length,
-                        policy_token_budget=cfg.policy_token_budget, base_model=_base_ref(args),
+                        policy_token_budget=cfg.policy_token_budget, context=cfg.context, base_model=_base_ref(args),
                         model_id=args.model_id or args.out.resolve().name)
     units = encode_records(sets["train"], TemplatePool(tok, config.template_id, cfg).encode)
     logger.info("encoded %d units (%d sequences) in %.0f s", len(units), sum(u.seqs for u in units),

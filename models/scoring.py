@@ -65,6 +65,7 @@ class CsrmModel:
             tokenizer,
             max_length=config.max_length,
             policy_token_budget=config.policy_token_budget,
+            context=config.context,
         )
 
     @property

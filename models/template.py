@@ -20,6 +20,10 @@ Truncation (rule `oldest-turns-first`), so that the total stays within `max_leng
    to nothing is dropped and cutting goes on with the next one. The final (assistant) turn is kept, its tail last.
 4. `truncated` is True whenever anything was cut. If the policy and the template alone leave no room, `InputTooLong`.
 
+Context (`CONTEXTS`): `conversation` reads every turn, as above; `response` reads the final assistant turn alone (the
+earlier turns are dropped before rendering and do not set `truncated`), for a model that judges what was said, not
+what was asked: an attack prompt then cannot talk the model into passing the answer it drew.
+
 Templates are thread-safe: they hold a private copy of the tokenizer's Rust backend with truncation and padding
 turned off (tokenizer files often ship with them on), never mutate it, and cache policy tokenizations in an LRU.
 """
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
+    "CONTEXTS",
     "FALLBACK_CHAT_TEMPLATE",
     "ROLE_LABELS",
     "TEMPLATE_IDS",
@@ -49,6 +54,8 @@ __all__ = [
     "InputTemplate",
     "build_template",
 ]
+
+CONTEXTS = ("conversation", "response")
 
 ROLE_LABELS: dict[str, str] = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -75,9 +82,11 @@ class InputTemplate(ABC):
         max_length: Most tokens in one encoded item, special tokens included.
         policy_token_budget: Most tokens the policy text alone may take.
         policy_cache_size: How many distinct policy texts keep their tokenization cached.
+        context: `conversation` (every turn) or `response` (the final assistant turn alone).
 
     Raises:
-        CheckpointError: The tokenizer is not a fast tokenizer, or the lengths are inconsistent.
+        CheckpointError: The tokenizer is not a fast tokenizer, the lengths are inconsistent, or the context is
+            unknown.
     """
 
     template_id: ClassVar[str]
@@ -89,12 +98,16 @@ class InputTemplate(ABC):
         max_length: int,
         policy_token_budget: int,
         policy_cache_size: int = 1024,
+        context: str = "conversation",
     ) -> None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if not isinstance(backend, Tokenizer):
             raise CheckpointError(f"template {self.template_id} needs a fast tokenizer, got {type(tokenizer).__name__}")
         if not 0 < policy_token_budget < max_length:
             raise CheckpointError(f"need 0 < policy_token_budget ({policy_token_budget}) < max_length ({max_length})")
+        if context not in CONTEXTS:
+            raise CheckpointError(f"unknown context {context!r}; known: {list(CONTEXTS)}")
+        self.context = context
         self._tokenizer = tokenizer
         self._backend = Tokenizer.from_str(backend.to_str())
         self._backend.no_truncation()
@@ -117,6 +130,8 @@ class InputTemplate(ABC):
             InputTooLong: The policy exceeds its budget, or the policy and template leave no room for the response.
         """
         turns = _validate(item)
+        if self.context == "response":
+            turns = turns[-1:]
         policy = self._policy_encoding(item.policy_text)
         if len(policy.ids) > self.policy_token_budget:
             raise InputTooLong(
@@ -242,7 +257,12 @@ TEMPLATE_IDS: dict[str, type[InputTemplate]] = {
 
 
 def build_template(
-    template_id: str, tokenizer: PreTrainedTokenizerBase, *, max_length: int, policy_token_budget: int
+    template_id: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int,
+    policy_token_budget: int,
+    context: str = "conversation",
 ) -> InputTemplate:
     """The InputTemplate registered under `template_id`.
 
@@ -254,7 +274,7 @@ def build_template(
         cls = TEMPLATE_IDS[template_id]
     except KeyError:
         raise CheckpointError(f"unknown template {template_id!r}; known: {sorted(TEMPLATE_IDS)}") from None
-    template = cls(tokenizer, max_length=max_length, policy_token_budget=policy_token_budget)
+    template = cls(tokenizer, max_length=max_length, policy_token_budget=policy_token_budget, context=context)
     try:
         template.encode(_PROBE)
     except InvalidInput as exc:

