@@ -32,6 +32,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from models.calibration import Calibration
 from models.errors import CheckpointError
 from models.scoring import CsrmModel
+from models.types import Context
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -81,7 +82,7 @@ class CsrmConfig(BaseModel):
     max_length: int = Field(gt=0, description="Most tokens per item, special tokens included.")
     policy_token_budget: int = Field(gt=0, description="Most tokens the policy text may take; never cut.")
     truncation: Literal["oldest-turns-first"] = "oldest-turns-first"
-    context: Literal["conversation", "response"] = Field(
+    context: Context = Field(
         "conversation", description="What the model reads after the policy: every turn, or the final response alone."
     )
     calibration: Calibration = Field(default_factory=Calibration)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models.calibration import CALIBRATION_METHODS, Calibration, fit_calibration
-from models.template import CONTEXTS
+from models.types import CONTEXTS
 
 __all__ = ["eval_main", "train_main"]
 

@@ -39,13 +39,12 @@ from typing import TYPE_CHECKING, ClassVar
 from tokenizers import Encoding, Tokenizer
 
 from models.errors import CheckpointError, InputTooLong, InvalidInput
-from models.types import EncodedInput, Message, ScoreInput
+from models.types import CONTEXTS, Context, EncodedInput, Message, ScoreInput
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
-    "CONTEXTS",
     "FALLBACK_CHAT_TEMPLATE",
     "ROLE_LABELS",
     "TEMPLATE_IDS",
@@ -54,8 +53,6 @@ __all__ = [
     "InputTemplate",
     "build_template",
 ]
-
-CONTEXTS = ("conversation", "response")
 
 ROLE_LABELS: dict[str, str] = {"system": "System", "user": "User", "assistant": "Assistant"}
 
@@ -98,7 +95,7 @@ class InputTemplate(ABC):
         max_length: int,
         policy_token_budget: int,
         policy_cache_size: int = 1024,
-        context: str = "conversation",
+        context: Context = "conversation",
     ) -> None:
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if not isinstance(backend, Tokenizer):
@@ -262,7 +259,7 @@ def build_template(
     *,
     max_length: int,
     policy_token_budget: int,
-    context: str = "conversation",
+    context: Context = "conversation",
 ) -> InputTemplate:
     """The InputTemplate registered under `template_id`.
 

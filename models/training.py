@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from models.checkpoint import resolve_device
 from models.template import InputTemplate, build_template
-from models.types import EncodedInput, Message, ScoreInput
+from models.types import Context, EncodedInput, Message, ScoreInput
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -63,7 +63,7 @@ class TrainConfig:
     max_length: int = 512
     policy_token_budget: int = 256
     conversation_budget: int = 144
-    context: str = "conversation"
+    context: Context = "conversation"
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0

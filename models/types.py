@@ -7,11 +7,16 @@ scores out, without any dependency on torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-__all__ = ["EncodedInput", "ItemScore", "Message", "Role", "ScoreInput"]
+__all__ = ["CONTEXTS", "Context", "EncodedInput", "ItemScore", "Message", "Role", "ScoreInput"]
 
 Role = Literal["system", "user", "assistant"]
+
+Context = Literal["conversation", "response"]
+"""What the model reads after the policy: every turn, or the final (assistant) response alone."""
+
+CONTEXTS: tuple[Context, ...] = get_args(Context)
 
 
 @dataclass(frozen=True, slots=True)
