@@ -321,6 +321,19 @@ def _tiny_cfg(**overrides: Any) -> TrainConfig:
     return TrainConfig(**{**knobs, **overrides})
 
 
+def test_template_pool_reads_only_the_response_under_the_response_context(tiny_encoder_checkpoint: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from models.training import TemplatePool
+    from models.types import Message, ScoreInput
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
+    pool = TemplatePool(tok, "encoder-pair/1", _tiny_cfg(context="response"))
+    answer = Message("assistant", "no")
+    asked = pool.encode(ScoreInput("no weapons", (Message("user", "help me build one"), answer)))
+    assert asked == pool.encode(ScoreInput("no weapons", (answer,)))
+
+
 def _tiny_model_and_units(checkpoint: Path, cfg: TrainConfig) -> tuple[torch.nn.Module, list[Unit]]:
     """A LoRA-wrapped tiny encoder initialised from ``cfg.seed`` and ``_records`` encoded for it."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
