@@ -162,4 +162,5 @@ async def test_model_info_with_a_real_checkpoint(
     assert info["dtype"].endswith("float32")
     assert info["config"]["format"] == "csrm/1"
     assert info["config"]["architecture"] == "decoder"
+    assert info["config"]["context"] == "conversation"
     assert len(info["checksum"]) == 64
