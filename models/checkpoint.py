@@ -83,7 +83,9 @@ class CsrmConfig(BaseModel):
     policy_token_budget: int = Field(gt=0, description="Most tokens the policy text may take; never cut.")
     truncation: Literal["oldest-turns-first"] = "oldest-turns-first"
     context: Context = Field(
-        "conversation", description="What the model reads after the policy: every turn, or the final response alone."
+        "conversation",
+        description="What the model reads after the policy: every turn, the final response alone, or that response "
+        "after the last 16 tokens of the request.",
     )
     calibration: Calibration = Field(default_factory=Calibration)
     default_threshold: float = Field(0.5, ge=0.0, le=1.0)

@@ -22,7 +22,9 @@ Truncation (rule `oldest-turns-first`), so that the total stays within `max_leng
 
 Context (`CONTEXTS`): `conversation` reads every turn, as above; `response` reads the final assistant turn alone (the
 earlier turns are dropped before rendering and do not set `truncated`), for a model that judges what was said, not
-what was asked: an attack prompt then cannot talk the model into passing the answer it drew.
+what was asked: an attack prompt then cannot talk the model into passing the answer it drew. `request-tail` reads
+the last user turn cut to its last `REQUEST_TAIL_TOKENS` tokens, then what follows it: the words that name the
+request (attack prompts put them last) without the framing before them. Neither cut sets `truncated`.
 
 Templates are thread-safe: they hold a private copy of the tokenizer's Rust backend with truncation and padding
 turned off (tokenizer files often ship with them on), never mutate it, and cache policy tokenizations in an LRU.
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FALLBACK_CHAT_TEMPLATE",
+    "REQUEST_TAIL_TOKENS",
     "ROLE_LABELS",
     "TEMPLATE_IDS",
     "DecoderChatTemplate",
@@ -61,6 +64,8 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}{% if not loop.first %}\n\n{% endif %}"
     "{{ message['role'] | capitalize }}: {{ message['content'] }}{% endfor %}"
 )
+
+REQUEST_TAIL_TOKENS = 16
 
 _MAX_CUT_ROUNDS = 10_000
 
@@ -79,7 +84,8 @@ class InputTemplate(ABC):
         max_length: Most tokens in one encoded item, special tokens included.
         policy_token_budget: Most tokens the policy text alone may take.
         policy_cache_size: How many distinct policy texts keep their tokenization cached.
-        context: `conversation` (every turn) or `response` (the final assistant turn alone).
+        context: `conversation` (every turn), `response` (the final assistant turn alone) or `request-tail` (the
+            last user turn's last `REQUEST_TAIL_TOKENS` tokens and what follows it).
 
     Raises:
         CheckpointError: The tokenizer is not a fast tokenizer, the lengths are inconsistent, or the context is
@@ -126,9 +132,7 @@ class InputTemplate(ABC):
             InvalidInput: Empty policy or messages, an unknown role, or a conversation not ending in an assistant turn.
             InputTooLong: The policy exceeds its budget, or the policy and template leave no room for the response.
         """
-        turns = _validate(item)
-        if self.context == "response":
-            turns = turns[-1:]
+        turns = self._context_turns(_validate(item))
         policy = self._policy_encoding(item.policy_text)
         if len(policy.ids) > self.policy_token_budget:
             raise InputTooLong(
@@ -142,6 +146,18 @@ class InputTemplate(ABC):
             token_type_ids=None if rendered.token_type_ids is None else tuple(rendered.token_type_ids),
             truncated=truncated,
         )
+
+    def _context_turns(self, turns: list[Message]) -> list[Message]:
+        if self.context == "conversation":
+            return turns
+        users = [i for i, m in enumerate(turns) if m.role == "user"]
+        if self.context == "response" or not users:
+            return turns[-1:]
+        request, rest = turns[users[-1]], turns[users[-1] + 1 :]
+        offsets = self._tokenize(request.content).offsets
+        if len(offsets) > REQUEST_TAIL_TOKENS:
+            request = replace(request, content=request.content[offsets[-REQUEST_TAIL_TOKENS][0] :])
+        return [request, *rest]
 
     @abstractmethod
     def _render(self, policy_text: str, policy: Encoding, turns: Sequence[Message]) -> _Rendered:

@@ -13,8 +13,9 @@ __all__ = ["CONTEXTS", "Context", "EncodedInput", "ItemScore", "Message", "Role"
 
 Role = Literal["system", "user", "assistant"]
 
-Context = Literal["conversation", "response"]
-"""What the model reads after the policy: every turn, or the final (assistant) response alone."""
+Context = Literal["conversation", "response", "request-tail"]
+"""What the model reads after the policy: every turn, the final (assistant) response alone, or that response after
+the last words of the request that drew it."""
 
 CONTEXTS: tuple[Context, ...] = get_args(Context)
 
