@@ -26,8 +26,9 @@ bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
 
-# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT); 53.6 min measured on 2 AVX2-only cores
-# (float32), 39.6 min on 2 Intel Xeon cores with AMX (bfloat16), 25.8 min on 2 AMD EPYC cores with avx512_bf16.
+# Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT), bit for bit: 26.8 to 45.7 min measured on
+# 2-core AMD EPYCs with avx512_bf16 (bfloat16); not timed on AVX2-only cores (float32), where the card estimates
+# about 57-58 min from an earlier recipe's 53.6.
 DATA ?= ../shared/data
 WORK ?= runs/default
 OUT ?= $(WORK)/model
