@@ -32,7 +32,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from models.calibration import Calibration
 from models.errors import CheckpointError
 from models.scoring import CsrmModel
-from models.types import Context
+from models.types import REQUEST_TAIL_TOKENS, Context
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -85,7 +85,7 @@ class CsrmConfig(BaseModel):
     context: Context = Field(
         "conversation",
         description="What the model reads after the policy: every turn, the final response alone, or that response "
-        "after the last 16 tokens of the request.",
+        f"after the last {REQUEST_TAIL_TOKENS} tokens of the request.",
     )
     calibration: Calibration = Field(default_factory=Calibration)
     default_threshold: float = Field(0.5, ge=0.0, le=1.0)

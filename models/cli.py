@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models.calibration import CALIBRATION_METHODS, Calibration, fit_calibration
-from models.types import CONTEXTS
+from models.types import CONTEXTS, REQUEST_TAIL_TOKENS
 
 __all__ = ["eval_main", "train_main"]
 
@@ -69,7 +69,8 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="training-time cap on conversation tokens per item")
     p.add_argument("--context", choices=CONTEXTS, default=d.context,
                    help="what the model reads after the policy, in training and (via csrm.json) at serving: every "
-                   "turn, the final response alone, or that response after the last 16 tokens of the request")
+                   f"turn, the final response alone, or that response after the last {REQUEST_TAIL_TOKENS} tokens of "
+                   "the request")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "

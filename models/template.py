@@ -41,14 +41,13 @@ from typing import TYPE_CHECKING, ClassVar
 from tokenizers import Encoding, Tokenizer
 
 from models.errors import CheckpointError, InputTooLong, InvalidInput
-from models.types import CONTEXTS, Context, EncodedInput, Message, ScoreInput
+from models.types import CONTEXTS, REQUEST_TAIL_TOKENS, Context, EncodedInput, Message, ScoreInput
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 __all__ = [
     "FALLBACK_CHAT_TEMPLATE",
-    "REQUEST_TAIL_TOKENS",
     "ROLE_LABELS",
     "TEMPLATE_IDS",
     "DecoderChatTemplate",
@@ -64,8 +63,6 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}{% if not loop.first %}\n\n{% endif %}"
     "{{ message['role'] | capitalize }}: {{ message['content'] }}{% endfor %}"
 )
-
-REQUEST_TAIL_TOKENS = 16
 
 _MAX_CUT_ROUNDS = 10_000
 

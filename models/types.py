@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["CONTEXTS", "Context", "EncodedInput", "ItemScore", "Message", "Role", "ScoreInput"]
+__all__ = ["CONTEXTS", "REQUEST_TAIL_TOKENS", "Context", "EncodedInput", "ItemScore", "Message", "Role", "ScoreInput"]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -18,6 +18,9 @@ Context = Literal["conversation", "response", "request-tail"]
 the last words of the request that drew it."""
 
 CONTEXTS: tuple[Context, ...] = get_args(Context)
+
+REQUEST_TAIL_TOKENS = 16
+"""How many tokens of the last user turn the `request-tail` context keeps (its last ones)."""
 
 
 @dataclass(frozen=True, slots=True)

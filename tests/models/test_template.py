@@ -9,8 +9,8 @@ import pytest
 from models.checkpoint import load_checkpoint
 from models.errors import CheckpointError, InputTooLong, InvalidInput
 from models.scoring import CsrmModel
-from models.template import REQUEST_TAIL_TOKENS, DecoderChatTemplate, EncoderPairTemplate, InputTemplate, build_template
-from models.types import Context, Message, ScoreInput
+from models.template import DecoderChatTemplate, EncoderPairTemplate, InputTemplate, build_template
+from models.types import REQUEST_TAIL_TOKENS, Context, Message, ScoreInput
 
 POLICY = "no violence allowed . please refuse weapons"
 
