@@ -174,6 +174,15 @@ class TestContext:
         assert model.template.context == "response"
         assert model.encode(item) == model.encode(ScoreInput(POLICY, item.messages[-1:]))
 
+    def test_checkpoint_with_the_request_tail_context_reads_the_tail(self, tmp_path: Path) -> None:
+        from tests.conftest import build_checkpoint
+
+        model = load_checkpoint(build_checkpoint(tmp_path, "encoder", context="request-tail"), device="cpu")
+        asked = ScoreInput(POLICY, convo(("user", f"{self.FRAMING} {self.REQUEST}"), ("assistant", "no")))
+        tail = ScoreInput(POLICY, convo(("user", self.REQUEST), ("assistant", "no")))
+        assert model.template.context == "request-tail"
+        assert model.encode(asked) == model.encode(tail)
+
 
 class TestTruncation:
     POLICY = "no weapons . no drugs"  # 5 tokens
