@@ -6,6 +6,9 @@ mixed split, evaluate every suite, and write calibration, metrics and data summa
 
 ``eval``: score one canonical JSONL file with a checkpoint and print (and optionally save) the metrics table,
 with a reliability diagram as PNG.
+
+``calibrate``: copy a checkpoint, optionally under another ``context``, and run ``train``'s last stage on the copy: fit
+the calibration on the ``calib`` half of ``mixed_val``, score the suites, write both into its ``csrm.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 from models.calibration import CALIBRATION_METHODS, Calibration, fit_calibration
 from models.types import CONTEXTS, REQUEST_TAIL_TOKENS
 
-__all__ = ["eval_main", "train_main"]
+__all__ = ["calibrate_main", "eval_main", "train_main"]
 
 logger = logging.getLogger("models.cli")
 
@@ -400,13 +403,51 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def calibrate_main(argv: Sequence[str] | None = None) -> int:
+    """``csrm calibrate --model DIR --data DIR --out DIR [--context C]``: see the module docstring."""
+    import shutil
+
+    from models.checkpoint import CSRM_JSON, CsrmConfig
+    from models.data import read_jsonl
+
+    p = argparse.ArgumentParser(prog="csrm calibrate", description="Fit a checkpoint's calibration again, on a copy, "
+                                "and score the suites.")
+    p.add_argument("--model", required=True, type=Path, help="checkpoint directory (left as it is)")
+    p.add_argument("--data", required=True, type=Path, help="directory of canonical suite files, with mixed_val.jsonl "
+                   "(what `csrm train` writes under WORK/data); train.jsonl is not read")
+    p.add_argument("--out", required=True, type=Path, help="new checkpoint directory (must not exist)")
+    p.add_argument("--work", type=Path, default=None, help="per-record scores and plots (default: OUT/../OUT.work)")
+    p.add_argument("--context", choices=CONTEXTS, default=None, help="read the conversation this way in the copy "
+                   "(default: the checkpoint's own)")
+    p.add_argument("--model-id", default=None, help="model_id of the copy (default: the checkpoint's)")
+    p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="isotonic")
+    p.add_argument("--skip-eval", action="store_true", help="fit the calibration but score no suites")
+    args = p.parse_args(argv)
+    if not (args.model / CSRM_JSON).is_file():
+        p.error(f"--model {args.model}: no {CSRM_JSON} there")
+    if not (args.data / "mixed_val.jsonl").is_file():
+        p.error(f"--data {args.data}: no mixed_val.jsonl there (the calibration is fitted on its calib half)")
+    if args.out.exists():
+        p.error(f"--out {args.out} exists; give a new directory")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sets = {f.stem: list(read_jsonl(f)) for f in sorted(args.data.glob("*.jsonl")) if f.stem != "train"}
+    shutil.copytree(args.model, args.out)
+    config = CsrmConfig.from_file(args.out / CSRM_JSON)
+    update = {"context": args.context, "model_id": args.model_id}
+    config.model_copy(update={k: v for k, v in update.items() if v is not None}).save(args.out / CSRM_JSON)
+    work = args.work or args.out.with_name(args.out.name + ".work")
+    finalize(args.out, sets, work, calibration=args.calibration, skip_eval=args.skip_eval)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.cli train|eval ...``."""
+    """``python -m models.cli train|eval|calibrate ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("train", "eval"):
-        print("usage: python -m models.cli {train,eval} ...", file=sys.stderr)
+    commands = {"train": train_main, "eval": eval_main, "calibrate": calibrate_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m models.cli {{{','.join(commands)}}} ...", file=sys.stderr)
         return 2
-    return train_main(argv[1:]) if argv[0] == "train" else eval_main(argv[1:])
+    return commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

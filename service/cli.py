@@ -6,6 +6,7 @@
     csrm policy list|show|publish|promote|rollback|...           policies on a running server (service.policy_cli)
     csrm train ...                                               models.cli.train_main, arguments passed through
     csrm eval ...                                                models.cli.eval_main, arguments passed through
+    csrm calibrate ...                                           models.cli.calibrate_main, arguments passed through
 
 Each command is one `_add_<command>(subparsers)` function that registers its parser and sets `handler`;
 `COMMANDS` lists them, so a new command group (e.g. `csrm policy`) is one more function in that tuple.
@@ -34,6 +35,7 @@ Subparsers = Any  # argparse._SubParsersAction, which argparse does not export
 PASSTHROUGH: dict[str, tuple[tuple[str, str], ...]] = {
     "train": (("models.cli", "train_main"), ("models.training", "train_main")),
     "eval": (("models.cli", "eval_main"), ("models.evaluation", "eval_main")),
+    "calibrate": (("models.cli", "calibrate_main"),),
 }
 
 

@@ -193,6 +193,46 @@ def test_finalize_fits_the_chosen_calibration_on_the_calib_half(tiny_encoder_che
     assert ("knots" in calibration) is (method == "isotonic")
 
 
+def test_calibrate_fits_a_copy_under_another_context_and_leaves_the_checkpoint(tiny_encoder_checkpoint: Path,
+                                                                              tmp_path: Path) -> None:
+    from models.cli import calibrate_main
+    from models.data import write_jsonl
+
+    data = tmp_path / "data"
+    write_jsonl(data / "mixed_val.jsonl", [{**r, "calib": True} for r in _records() if r["kind"] == "point"])
+    write_jsonl(data / "benign_heldout.jsonl", _records()[:4])
+    before = (tiny_encoder_checkpoint / "csrm.json").read_text()
+    out = tmp_path / "copy"
+    assert calibrate_main(["--model", str(tiny_encoder_checkpoint), "--data", str(data), "--out", str(out),
+                           "--context", "request-tail", "--model-id", "tiny-tail", "--calibration", "sigmoid"]) == 0
+    assert (tiny_encoder_checkpoint / "csrm.json").read_text() == before
+    cfg = json.loads((out / "csrm.json").read_text())
+    assert (cfg["context"], cfg["model_id"]) == ("request-tail", "tiny-tail")
+    assert cfg["calibration"] != json.loads(before)["calibration"]
+    assert "benign_heldout" in cfg["eval_metrics"]
+    assert len((tmp_path / "copy.work" / "eval" / "benign_heldout.scores.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("problem", ["out exists", "no mixed_val", "no checkpoint"])
+def test_calibrate_refuses_before_writing(tiny_encoder_checkpoint: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str], problem: str) -> None:
+    from models.cli import calibrate_main
+    from models.data import write_jsonl
+
+    data, out, model = tmp_path / "data", tmp_path / "copy", tiny_encoder_checkpoint
+    write_jsonl(data / ("benign_heldout.jsonl" if problem == "no mixed_val" else "mixed_val.jsonl"), _records()[:4])
+    if problem == "out exists":
+        out.mkdir()
+    if problem == "no checkpoint":
+        model = tmp_path / "nothing"
+    with pytest.raises(SystemExit) as exit_info:
+        calibrate_main(["--model", str(model), "--data", str(data), "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert {"out exists": "exists", "no mixed_val": "no mixed_val.jsonl", "no checkpoint": "no csrm.json"}[problem] \
+        in capsys.readouterr().err
+    assert not (out / "csrm.json").exists()
+
+
 def _wrapped(checkpoint: Path, **knobs: Any) -> torch.nn.Module:
     """The tiny checkpoint as a one-output classifier wrapped by `wrap_lora` (rank 4) with ``knobs``."""
     from transformers import AutoModelForSequenceClassification
