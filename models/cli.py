@@ -128,6 +128,12 @@ def _non_negative(text: str) -> int:
     return int(text)
 
 
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a non-empty name")
+    return text
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -409,6 +415,7 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
 
     from models.checkpoint import CSRM_JSON, CsrmConfig
     from models.data import read_jsonl
+    from models.errors import CheckpointError
 
     p = argparse.ArgumentParser(prog="csrm calibrate", description="Fit a checkpoint's calibration again, on a copy, "
                                 "and score the suites.")
@@ -416,15 +423,17 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data", required=True, type=Path, help="directory of canonical suite files, with mixed_val.jsonl "
                    "(what `csrm train` writes under WORK/data); train.jsonl is not read")
     p.add_argument("--out", required=True, type=Path, help="new checkpoint directory (must not exist)")
-    p.add_argument("--work", type=Path, default=None, help="per-record scores and plots (default: OUT/../OUT.work)")
+    p.add_argument("--work", type=Path, default=None, help="per-record scores and plots (default: OUT.work beside OUT)")
     p.add_argument("--context", choices=CONTEXTS, default=None, help="read the conversation this way in the copy "
                    "(default: the checkpoint's own)")
-    p.add_argument("--model-id", default=None, help="model_id of the copy (default: the checkpoint's)")
+    p.add_argument("--model-id", type=_non_empty, default=None, help="model_id of the copy (default: the checkpoint's)")
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="isotonic")
     p.add_argument("--skip-eval", action="store_true", help="fit the calibration but score no suites")
     args = p.parse_args(argv)
-    if not (args.model / CSRM_JSON).is_file():
-        p.error(f"--model {args.model}: no {CSRM_JSON} there")
+    try:
+        config = CsrmConfig.from_file(args.model / CSRM_JSON)
+    except CheckpointError as exc:
+        p.error(f"--model {args.model}: {exc}")
     if not (args.data / "mixed_val.jsonl").is_file():
         p.error(f"--data {args.data}: no mixed_val.jsonl there (the calibration is fitted on its calib half)")
     if args.out.exists():
@@ -432,7 +441,6 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sets = {f.stem: list(read_jsonl(f)) for f in sorted(args.data.glob("*.jsonl")) if f.stem != "train"}
     shutil.copytree(args.model, args.out)
-    config = CsrmConfig.from_file(args.out / CSRM_JSON)
     update = {"context": args.context, "model_id": args.model_id}
     config.model_copy(update={k: v for k, v in update.items() if v is not None}).save(args.out / CSRM_JSON)
     work = args.work or args.out.with_name(args.out.name + ".work")

@@ -213,23 +213,32 @@ def test_calibrate_fits_a_copy_under_another_context_and_leaves_the_checkpoint(t
     assert len((tmp_path / "copy.work" / "eval" / "benign_heldout.scores.jsonl").read_text().splitlines()) == 4
 
 
-@pytest.mark.parametrize("problem", ["out exists", "no mixed_val", "no checkpoint"])
+@pytest.mark.parametrize(("problem", "message"), [("out exists", "exists"), ("no mixed_val", "no mixed_val.jsonl"),
+                                                  ("no checkpoint", "needs a csrm.json"),
+                                                  ("bad checkpoint", "invalid: context"),
+                                                  ("empty id", "non-empty name")])
 def test_calibrate_refuses_before_writing(tiny_encoder_checkpoint: Path, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str], problem: str) -> None:
+                                          capsys: pytest.CaptureFixture[str], problem: str, message: str) -> None:
+    import shutil
+
     from models.cli import calibrate_main
     from models.data import write_jsonl
 
-    data, out, model = tmp_path / "data", tmp_path / "copy", tiny_encoder_checkpoint
+    data, out, model = tmp_path / "data", tmp_path / "copy", tmp_path / "model"
+    shutil.copytree(tiny_encoder_checkpoint, model)
     write_jsonl(data / ("benign_heldout.jsonl" if problem == "no mixed_val" else "mixed_val.jsonl"), _records()[:4])
     if problem == "out exists":
         out.mkdir()
     if problem == "no checkpoint":
-        model = tmp_path / "nothing"
+        shutil.rmtree(model)
+    if problem == "bad checkpoint":
+        config = json.loads((model / "csrm.json").read_text())
+        (model / "csrm.json").write_text(json.dumps({**config, "context": "prompt"}))
+    extra = ["--model-id", " "] if problem == "empty id" else []
     with pytest.raises(SystemExit) as exit_info:
-        calibrate_main(["--model", str(model), "--data", str(data), "--out", str(out)])
+        calibrate_main(["--model", str(model), "--data", str(data), "--out", str(out), *extra])
     assert exit_info.value.code == 2
-    assert {"out exists": "exists", "no mixed_val": "no mixed_val.jsonl", "no checkpoint": "no csrm.json"}[problem] \
-        in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (out / "csrm.json").exists()
 
 
