@@ -147,10 +147,10 @@ class InputTemplate(ABC):
     def _context_turns(self, turns: list[Message]) -> list[Message]:
         if self.context == "conversation":
             return turns
-        users = [i for i, m in enumerate(turns) if m.role == "user"]
-        if self.context == "response" or not users:
+        last_user = _last_user_turn(turns)
+        if self.context == "response" or last_user is None:
             return turns[-1:]
-        request, rest = turns[users[-1]], turns[users[-1] + 1 :]
+        request, rest = turns[last_user], turns[last_user + 1 :]
         offsets = self._tokenize(request.content).offsets
         if len(offsets) > REQUEST_TAIL_TOKENS:
             request = replace(request, content=request.content[offsets[-REQUEST_TAIL_TOKENS][0] :])
@@ -211,12 +211,17 @@ def _validate(item: ScoreInput) -> list[Message]:
     return list(item.messages)
 
 
+def _last_user_turn(turns: Sequence[Message]) -> int | None:
+    """Index of the last user turn (the request the final answer replies to), or None without one."""
+    return next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "user"), None)
+
+
 def _drop_oldest_turns(
     turns: list[Message], render: Callable[[Sequence[Message]], _Rendered], limit: int
 ) -> list[Message]:
     """Drop the fewest oldest whole turns so that the rest fits, never the last user turn nor what follows it."""
-    users = [i for i, m in enumerate(turns[:-1]) if m.role == "user"]
-    keep_from = users[-1] if users else len(turns) - 1
+    last_user = _last_user_turn(turns)
+    keep_from = len(turns) - 1 if last_user is None else last_user
     lo, hi = 1, keep_from  # the answer is the smallest k in [lo, hi] that fits, else hi
     while lo < hi:
         mid = (lo + hi) // 2
