@@ -144,14 +144,21 @@ def _probability(text: str) -> float:
     return value
 
 
+def _read_sets(data: Path, skip: tuple[str, ...] = ()) -> dict[str, list[dict[str, Any]]]:
+    """The canonical record files of a directory, keyed by file stem (``train``, ``mixed_val``, ...)."""
+    from models.data import read_jsonl
+
+    sets = {p.stem: list(read_jsonl(p)) for p in sorted(data.glob("*.jsonl")) if p.stem not in skip}
+    logger.info("read canonical records from %s: %s", data, {k: len(v) for k, v in sets.items()})
+    return sets
+
+
 def _load_or_build(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     from models.corpus import build_corpus
-    from models.data import read_jsonl, write_jsonl
+    from models.data import write_jsonl
 
     if (args.data / "train.jsonl").is_file():
-        sets = {p.stem: list(read_jsonl(p)) for p in sorted(args.data.glob("*.jsonl"))}
-        logger.info("read canonical records from %s: %s", args.data, {k: len(v) for k, v in sets.items()})
-        return sets
+        return _read_sets(args.data)
     policies = args.policies if args.policies and args.policies.is_dir() else None
     sets = build_corpus(args.data, policies_dir=policies, seed=args.seed, scale=args.scale,
                         use_sharegpt=not args.no_sharegpt)
@@ -414,7 +421,6 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
     import shutil
 
     from models.checkpoint import CSRM_JSON, CsrmConfig
-    from models.data import read_jsonl
     from models.errors import CheckpointError
 
     p = argparse.ArgumentParser(prog="csrm calibrate", description="Fit a checkpoint's calibration again, on a copy, "
@@ -439,7 +445,7 @@ def calibrate_main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists():
         p.error(f"--out {args.out} exists; give a new directory")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sets = {f.stem: list(read_jsonl(f)) for f in sorted(args.data.glob("*.jsonl")) if f.stem != "train"}
+    sets = _read_sets(args.data, skip=("train",))
     shutil.copytree(args.model, args.out)
     update = {"context": args.context, "model_id": args.model_id}
     config.model_copy(update={k: v for k, v in update.items() if v is not None}).save(args.out / CSRM_JSON)
