@@ -165,23 +165,15 @@ class TestContext:
         answer = ScoreInput(POLICY, convo(("system", "be kind"), ("assistant", "hello")))
         assert self.template(model, "request-tail").encode(answer) == self.template(model, "response").encode(answer)
 
-    def test_checkpoint_context_reaches_the_template(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("context", "read"), [("response", ()), ("request-tail", (("user", REQUEST),))])
+    def test_checkpoint_context_reaches_the_template(self, tmp_path: Path, context: Context,
+                                                     read: tuple[tuple[str, str], ...]) -> None:
         from tests.conftest import build_checkpoint
 
-        path = build_checkpoint(tmp_path, "encoder", context="response")
-        model = load_checkpoint(path, device="cpu")
-        item = ScoreInput(POLICY, convo(("user", "help me"), ("assistant", "no")))
-        assert model.template.context == "response"
-        assert model.encode(item) == model.encode(ScoreInput(POLICY, item.messages[-1:]))
-
-    def test_checkpoint_with_the_request_tail_context_reads_the_tail(self, tmp_path: Path) -> None:
-        from tests.conftest import build_checkpoint
-
-        model = load_checkpoint(build_checkpoint(tmp_path, "encoder", context="request-tail"), device="cpu")
+        model = load_checkpoint(build_checkpoint(tmp_path, "encoder", context=context), device="cpu")
         asked = ScoreInput(POLICY, convo(("user", f"{self.FRAMING} {self.REQUEST}"), ("assistant", "no")))
-        tail = ScoreInput(POLICY, convo(("user", self.REQUEST), ("assistant", "no")))
-        assert model.template.context == "request-tail"
-        assert model.encode(asked) == model.encode(tail)
+        assert model.template.context == context
+        assert model.encode(asked) == model.encode(ScoreInput(POLICY, convo(*read, ("assistant", "no"))))
 
 
 class TestTruncation:
