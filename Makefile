@@ -28,7 +28,7 @@ bench: setup
 
 # Reproduces models/default (MODEL_CARD.md, "Reproduce") into $(OUT), bit for bit: 39.3 and 45.7 min measured on
 # 2-core AMD EPYCs with avx512_bf16 (bfloat16; 26.8 and 43.3 min for 0.11's command, which differed only in the
-# calibration stage); not timed on AVX2-only cores (float32), where the card estimates about 57-58 min.
+# calibration stage and the model id); not timed on AVX2-only cores (float32), where the card estimates about 57-58 min.
 DATA ?= ../shared/data
 WORK ?= runs/default
 OUT ?= $(WORK)/model
