@@ -74,9 +74,6 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="what the model reads after the policy, in training and (via csrm.json) at serving: every "
                    f"turn, the final response alone, or that response after the last {REQUEST_TAIL_TOKENS} tokens of "
                    "the request")
-    p.add_argument("--request-tail-share", type=_probability, default=d.request_tail_share,
-                   help="read this share of the training requests in the request-tail context instead (a view mix: "
-                   "the checkpoint still reads --context at serving)")
     p.add_argument("--lora-rank", type=int, default=d.lora_r, help="0 = full fine-tuning")
     p.add_argument("--lora-top-layers", type=_top_layers, default=d.lora_top_layers,
                    help=f"LoRA on the top N transformer layers only (default {d.lora_top_layers}); 'all' adapts every "
@@ -237,7 +234,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                       max_length=args.max_length, policy_token_budget=args.policy_budget,
                       conversation_budget=args.conversation_budget, context=args.context,
-                      request_tail_share=args.request_tail_share, lora_r=max(args.lora_rank, 1),
+                      lora_r=max(args.lora_rank, 1),
                       lora_top_layers=args.lora_top_layers,
                       attention_dropout=args.attention_dropout,
                       frozen_layers_dropout=args.frozen_layers_dropout, probe_steps=args.probe_steps,

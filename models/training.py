@@ -13,7 +13,6 @@ loss is ``-log sigmoid(r_chosen - r_rejected)``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import random
@@ -68,7 +67,6 @@ class TrainConfig:
     policy_token_budget: int = 256
     conversation_budget: int = 144
     context: Context = "conversation"
-    request_tail_share: float = 0.0
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -183,38 +181,23 @@ def _to_input(record: dict[str, Any], response: str) -> ScoreInput:
 
 
 class TemplatePool:
-    """Encoder templates by max length, so each item gets ``policy + conversation_budget`` tokens at most.
-
-    With ``cfg.request_tail_share`` above 0, that share of the requests is read in the ``request-tail`` context instead
-    of ``cfg.context``: the choice hashes the seed and the turns before the response, so the sides of a pair, a flip
-    group or a wording twin (one request) are read alike, and a fixed seed picks the same requests.
-    """
+    """Encoder templates by max length, so each item gets ``policy + conversation_budget`` tokens at most."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, template_id: str, cfg: TrainConfig) -> None:
         self._tok, self._tid, self._cfg = tokenizer, template_id, cfg
         self._base = build_template(template_id, tokenizer, max_length=cfg.max_length,
                                     policy_token_budget=cfg.policy_token_budget, context=cfg.context)
-        self._pool: dict[tuple[int, Context], InputTemplate] = {}
+        self._pool: dict[int, InputTemplate] = {}
 
     def encode(self, item: ScoreInput) -> EncodedInput:
         """Encode with the serving template, limiting the conversation to the training budget."""
         n = self._base.policy_tokens(item.policy_text)
         length = min(self._cfg.max_length, 16 * math.ceil((n + 4 + self._cfg.conversation_budget) / 16))
-        key = (length, self.context_for(item))
-        if key not in self._pool:
-            self._pool[key] = build_template(self._tid, self._tok, max_length=length,
-                                             policy_token_budget=min(self._cfg.policy_token_budget, length - 8),
-                                             context=key[1])
-        return self._pool[key].encode(item)
-
-    def context_for(self, item: ScoreInput) -> Context:
-        """The context this item's request is read in: ``request-tail`` for a ``request_tail_share`` of requests."""
-        if self._cfg.request_tail_share <= 0:
-            return self._cfg.context
-        request = "\x00".join(f"{m.role}:{m.content}" for m in item.messages[:-1])
-        digest = hashlib.blake2b(f"{self._cfg.seed}\x00{request}".encode(), digest_size=8).digest()
-        draw = int.from_bytes(digest, "big") / 2**64
-        return "request-tail" if draw < self._cfg.request_tail_share else self._cfg.context
+        if length not in self._pool:
+            self._pool[length] = build_template(self._tid, self._tok, max_length=length,
+                                                policy_token_budget=min(self._cfg.policy_token_budget, length - 8),
+                                                context=self._cfg.context)
+        return self._pool[length].encode(item)
 
 
 def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInput], EncodedInput]) -> list[Unit]:

@@ -456,33 +456,6 @@ def test_template_pool_reads_only_the_response_under_the_response_context(tiny_e
     assert asked == pool.encode(ScoreInput("no weapons", (answer,)))
 
 
-def test_template_pool_reads_a_share_of_the_requests_by_their_tail(tiny_encoder_checkpoint: Path) -> None:
-    from transformers import AutoTokenizer
-
-    from models.training import TemplatePool
-    from models.types import Message, ScoreInput
-
-    tok = AutoTokenizer.from_pretrained(tiny_encoder_checkpoint)
-    wordy = "please write a long tale about a dragon " * 4
-    requests = [Message("user", f"story number {i}: {wordy}") for i in range(200)]
-    answers = (Message("assistant", "no"), Message("assistant", "here it is"))
-    mixed = TemplatePool(tok, "encoder-pair/1", _tiny_cfg(request_tail_share=0.5))
-    whole = TemplatePool(tok, "encoder-pair/1", _tiny_cfg())
-    tail = TemplatePool(tok, "encoder-pair/1", _tiny_cfg(context="request-tail"))
-
-    def read_by_tail(request: Message, answer: Message) -> bool:
-        item = ScoreInput("no weapons", (request, answer))
-        encoded = mixed.encode(item)
-        assert encoded in (whole.encode(item), tail.encode(item)) and whole.encode(item) != tail.encode(item)
-        return encoded == tail.encode(item)
-
-    by_tail = [read_by_tail(r, answers[0]) for r in requests]
-    assert 60 < sum(by_tail) < 140
-    assert by_tail == [read_by_tail(r, answers[1]) for r in requests]
-    reseeded = TemplatePool(tok, "encoder-pair/1", _tiny_cfg(request_tail_share=0.5, seed=4))
-    assert [reseeded.context_for(ScoreInput("p", (r, answers[0]))) == "request-tail" for r in requests] != by_tail
-
-
 def _tiny_model_and_units(checkpoint: Path, cfg: TrainConfig) -> tuple[torch.nn.Module, list[Unit]]:
     """A LoRA-wrapped tiny encoder initialised from ``cfg.seed`` and ``_records`` encoded for it."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
