@@ -93,9 +93,6 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--w-wording", type=float, default=d.w_wording,
                    help="weight of the squared reward difference of wording twins (one conversation under two "
                         "wordings of the same rules); 0 leaves them two pointwise items")
-    p.add_argument("--w-category", type=float, default=d.w_category,
-                   help="weight of an auxiliary head, dropped after training, that names the harms each response "
-                        "engages in (from the records' categories); 0 trains without it")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--time-budget", type=float, default=None,
                    help="stop fine-tuning after this many seconds (a probe stage is not counted)")
@@ -239,7 +236,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
                       attention_dropout=args.attention_dropout,
                       frozen_layers_dropout=args.frozen_layers_dropout, probe_steps=args.probe_steps,
                       full_finetune=args.lora_rank == 0, w_bt=args.w_bt, w_bce=args.w_bce,
-                      w_wording=args.w_wording, w_category=args.w_category, seed=args.seed,
+                      w_wording=args.w_wording, seed=args.seed,
                       time_budget_s=args.time_budget, checkpoint_every=args.checkpoint_every,
                       threads=args.threads, device=args.device, precision=args.precision)
     t0 = time.monotonic()

@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import resolve_device
-from models.data import CATEGORIES, MODERATION_CODES
 from models.template import InputTemplate, build_template
 from models.types import Context, EncodedInput, Message, ScoreInput
 
@@ -40,9 +39,7 @@ __all__ = [
     "Unit",
     "bce_loss",
     "bt_loss",
-    "category_loss",
     "encode_records",
-    "engaged_categories",
     "head_parameters",
     "joint_loss",
     "make_batches",
@@ -78,7 +75,6 @@ class TrainConfig:
     w_bt: float = 1.0
     w_bce: float = 1.0
     w_wording: float = 1.0
-    w_category: float = 0.0
     seed: int = 0
     time_budget_s: float | None = None
     checkpoint_every: int = 200
@@ -92,12 +88,6 @@ class TrainConfig:
         return asdict(self)
 
 
-CATEGORY_HEAD_LR_SCALE = 10.0
-"""The category head starts from nothing, so it learns at this multiple of the learning rate."""
-CATEGORY_KEYS: tuple[str, ...] = (*CATEGORIES, "other", *(f"mod:{code}" for code in MODERATION_CODES))
-"""The harms the auxiliary category head names (``TrainConfig.w_category``): ours, then the moderation taxonomy's."""
-
-
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One training unit: a pointwise item (``label`` set), a pair (``rejected`` set) or wording twins (``twin``).
@@ -105,7 +95,6 @@ class Unit:
     A ``labelled`` pair is also two pointwise items, ``first`` complying and ``rejected`` violating: each sequence is
     computed once for both the Bradley-Terry and the cross-entropy term. Wording twins are two pointwise items with
     one ``label``: the same conversation under two wordings of the same rules, whose rewards should be equal.
-    ``categories`` are the indices in `CATEGORY_KEYS` of the harms ``first``'s response engages in (None: unknown).
     """
 
     first: EncodedInput
@@ -113,7 +102,6 @@ class Unit:
     rejected: EncodedInput | None = None
     labelled: bool = False
     twin: EncodedInput | None = None
-    categories: tuple[int, ...] | None = None
 
     @property
     def second(self) -> EncodedInput | None:
@@ -157,23 +145,6 @@ def joint_loss(point_rewards: torch.Tensor, labels: torch.Tensor, chosen: torch.
     return total
 
 
-def category_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of the category head's logits against multi-hot targets (1 = engaged), summed over the
-    categories and averaged over the rows."""
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(logits)
-
-
-def engaged_categories(record: dict[str, Any]) -> tuple[int, ...] | None:
-    """Indices in `CATEGORY_KEYS` of the harms a point record's response engages in: its ``categories`` when its
-    ``response_kind`` is ``harmful``, none for any other kind (a refusal engages in nothing); None without a kind."""
-    kind = record.get("response_kind")
-    if kind is None:
-        return None
-    if kind != "harmful":
-        return ()
-    return tuple(CATEGORY_KEYS.index(c) for c in record.get("categories") or () if c in CATEGORY_KEYS)
-
-
 def _to_input(record: dict[str, Any], response: str) -> ScoreInput:
     msgs = [Message(m["role"], m["content"]) for m in record["messages"]]
     msgs.append(Message("assistant", response))
@@ -214,8 +185,7 @@ def encode_records(records: Sequence[dict[str, Any]], encode: Callable[[ScoreInp
     for rec in records:
         try:
             if rec["kind"] == "point":
-                unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0,
-                            categories=engaged_categories(rec))
+                unit = Unit(encode(_to_input(rec, rec["response"])), label=1.0 if rec["label"] == "comply" else 0.0)
                 key = next((k for k in groups if rec.get(k) is not None), None)
                 if key is None:
                     units.append(unit)
@@ -241,9 +211,9 @@ def _join_group(key: str, group: list[Unit]) -> list[Unit]:
     if key == "flip":
         comply, violate = ([u for u in group if u.label == y] for y in (1.0, 0.0))
         if len(comply) == len(violate) == 1:
-            return [Unit(comply[0].first, rejected=violate[0].first, labelled=True, categories=comply[0].categories)]
+            return [Unit(comply[0].first, rejected=violate[0].first, labelled=True)]
     elif len(group) == 2 and group[0].label == group[1].label:
-        return [Unit(group[0].first, label=group[0].label, twin=group[1].first, categories=group[0].categories)]
+        return [Unit(group[0].first, label=group[0].label, twin=group[1].first)]
     return group
 
 
@@ -284,27 +254,19 @@ def _collate(items: Sequence[EncodedInput], pad_id: int, device: torch.device) -
 
 
 def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, device: torch.device,
-               cfg: TrainConfig, category_head: torch.nn.Module | None = None) -> torch.Tensor:
+               cfg: TrainConfig) -> torch.Tensor:
     """Forward one batch (points, pair firsts, pair seconds in one pass) and return the joint loss.
 
     The sides of labelled pairs join the pointwise items: chosen as comply (1), rejected as violate (0); so do both
-    sides of wording twins, with their label. With a ``category_head`` the loss adds ``cfg.w_category`` times its
-    `category_loss` on the features the reward head reads, for the first sequence of each unit with ``categories``.
+    sides of wording twins, with their label.
     """
     points = [u for u in batch if u.second is None]
     pairs = [u for u in batch if u.rejected is not None]
     twins = [u for u in batch if u.twin is not None]
     seqs = [u.first for u in points + pairs + twins] + [u.second for u in pairs + twins if u.second]
     dtype = _autocast_dtype(cfg, device)
-    features: list[torch.Tensor] = []
-    hook = None if category_head is None else _reward_head(model).register_forward_pre_hook(
-        lambda _module, args: features.append(args[0]))
-    try:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1).float()
-    finally:
-        if hook is not None:
-            hook.remove()
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        rewards = model(**_collate(seqs, pad_id, device)).logits.reshape(-1).float()
     n_p, n_q, n_t = len(points), len(pairs), len(twins)
     firsts, seconds = rewards[n_p:n_p + n_q + n_t], rewards[n_p + n_q + n_t:]
     chosen, rejected = firsts[:n_q], seconds[:n_q]
@@ -314,29 +276,8 @@ def batch_loss(model: torch.nn.Module, batch: Sequence[Unit], pad_id: int, devic
     twin_labels = [u.label or 0.0 for u in twins] * 2
     labels = torch.tensor([u.label or 0.0 for u in points] + [1.0] * len(sides) + [0.0] * len(sides) + twin_labels,
                           dtype=rewards.dtype, device=device)
-    loss = joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt, twins=twin_rewards,
+    return joint_loss(point_rewards, labels, chosen, rejected, w_bce=cfg.w_bce, w_bt=cfg.w_bt, twins=twin_rewards,
                       w_wording=cfg.w_wording)
-    if category_head is None:
-        return loss
-    return loss + cfg.w_category * _category_term(category_head, features[0], points + pairs + twins)
-
-
-def _reward_head(model: torch.nn.Module) -> torch.nn.Module:
-    """The reward head's layer (PEFT's wrapper of it, where there is one): its input is what the head reads."""
-    return next(m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in ("classifier", "score"))
-
-
-def _category_term(head: torch.nn.Module, features: torch.Tensor, units: Sequence[Unit]) -> torch.Tensor:
-    """`category_loss` of ``head`` on the rows of ``features`` (the units' first sequences) that have categories."""
-    if features.dim() != 2:
-        raise ValueError("the category head needs one feature vector per sequence (an encoder's pooled output)")
-    rows = [i for i, u in enumerate(units) if u.categories is not None]
-    if not rows:
-        return features.new_zeros((), dtype=torch.float32)
-    targets = torch.zeros(len(rows), len(CATEGORY_KEYS), device=features.device)
-    for row, i in enumerate(rows):
-        targets[row, list(units[i].categories or ())] = 1.0
-    return category_loss(head(features[rows].float()), targets)
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
@@ -464,10 +405,9 @@ def _epochs(units: Sequence[Unit], cfg: TrainConfig, rng: random.Random) -> Iter
 
 
 def _optimizer_step(model: torch.nn.Module, batch: Sequence[Unit], params: list[torch.nn.Parameter],
-                    opt: torch.optim.Optimizer, pad_id: int, device: torch.device, cfg: TrainConfig,
-                    category_head: torch.nn.Module | None = None) -> float:
+                    opt: torch.optim.Optimizer, pad_id: int, device: torch.device, cfg: TrainConfig) -> float:
     """One step on ``batch`` (gradients clipped to norm 1 over ``params``); the batch's loss."""
-    loss = batch_loss(model, batch, pad_id, device, cfg, category_head)
+    loss = batch_loss(model, batch, pad_id, device, cfg)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -544,13 +484,8 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
     probe_loss = probe_head(model, units, cfg, pad_id=pad_id, device=device, progress=progress)
     probe_seconds = round(clock() - probe_start, 1)
     start, step, ema, losses, stopped = clock(), 0, None, [], False
-    category_head = _category_head(model, units, cfg, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    groups: list[dict[str, Any]] = [{"params": params}]
-    if category_head is not None:
-        groups.append({"params": list(category_head.parameters()), "lr": cfg.lr * CATEGORY_HEAD_LR_SCALE})
-        params = params + groups[1]["params"]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * total)
     plan = total
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, plan, warmup))
@@ -563,7 +498,7 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             stopped = True
             logger.warning("time budget of %.0f s reached at step %d of %d", cfg.time_budget_s, step, plan)
             break
-        value = _optimizer_step(model, batch, params, opt, pad_id, device, cfg, category_head)
+        value = _optimizer_step(model, batch, params, opt, pad_id, device, cfg)
         step += 1
         if cfg.time_budget_s is not None and step >= max(1, warmup):
             fit = _steps_that_fit(step, total, clock() - start, cfg.time_budget_s)
@@ -587,25 +522,6 @@ def train_model(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
             "final_loss_ema": ema, "mean_loss": sum(losses) / len(losses) if losses else None,
             "stopped_by_time_budget": stopped, "probe_final_loss": probe_loss,
             "probe_seconds": probe_seconds, "precision": cfg.precision}
-
-
-def _category_head(model: torch.nn.Module, units: Sequence[Unit], cfg: TrainConfig,
-                   device: torch.device) -> torch.nn.Module | None:
-    """A linear layer from the reward head's input to `CATEGORY_KEYS` (None when ``cfg.w_category`` is 0), trained
-    beside the model and not saved: the checkpoint keeps its one scalar head. It starts at each category's share of
-    the units (zero weights, log-odds biases), so its first gradients do not swamp the reward's."""
-    if cfg.w_category <= 0:
-        return None
-    known = [u.categories for u in units if u.categories is not None]
-    counts = torch.zeros(len(CATEGORY_KEYS))
-    for categories in known:
-        counts[list(categories)] += 1
-    share = ((counts + 1) / (len(known) + 2)).clamp(1e-4, 1 - 1e-4)
-    head = torch.nn.Linear(int(model.config.hidden_size), len(CATEGORY_KEYS))
-    torch.nn.init.zeros_(head.weight)
-    with torch.no_grad():
-        head.bias.copy_(torch.log(share / (1 - share)))
-    return head.to(device)
 
 
 def _bar(total: int, enabled: bool, desc: str) -> Any:

@@ -89,78 +89,6 @@ def test_encode_records_joins_wording_twins_with_one_label() -> None:
         (once, twice, 0.0, 2), (thrice, None, 1.0, 1), (four, None, 1.0, 1), (five, None, 0.0, 1)]
 
 
-def test_engaged_categories_are_a_harmful_responses_own_and_none_for_other_kinds() -> None:
-    from models.training import CATEGORY_KEYS, engaged_categories
-
-    harmful = {"response_kind": "harmful", "categories": ["weapons", "mod:V", "dia:toxicity"]}
-    assert engaged_categories(harmful) == (CATEGORY_KEYS.index("weapons"), CATEGORY_KEYS.index("mod:V"))
-    assert engaged_categories({"response_kind": "safe", "categories": ["weapons"]}) == ()
-    assert engaged_categories({"response_kind": "helpful"}) == ()
-    assert engaged_categories({"categories": ["weapons"]}) is None
-
-
-def test_encode_records_keeps_engaged_categories_on_points_flip_pairs_and_twins() -> None:
-    from models.training import CATEGORY_KEYS, encode_records
-
-    drugs = CATEGORY_KEYS.index("drugs")
-    grouped = (("allow drugs", "comply", {"flip": "f1"}), ("deny drugs", "violate", {"flip": "f1"}),
-               ("no drugs", "violate", {"twin": "w1"}), ("drugs banned", "violate", {"twin": "w1"}),
-               ("alone", "violate", {}))
-    recs = [{**_grouped_record(text, label, **group), "response_kind": "harmful", "categories": ["drugs"]}
-            for text, label, group in grouped]
-    recs.append({"kind": "pair", "policy_text": "p", "messages": [{"role": "user", "content": "q"}],
-                 "chosen": "a", "rejected": "b"})
-    units = encode_records(recs, lambda item: _enc(3))
-    found = sorted((u.labelled, u.twin is not None, str(u.categories)) for u in units)
-    engaged = str((drugs,))
-    assert found == [(False, False, engaged), (False, False, "None"), (False, True, engaged), (True, False, engaged)]
-
-
-def test_category_head_adds_its_weighted_cross_entropy_to_the_loss(tiny_encoder_checkpoint: Path) -> None:
-    from models.training import CATEGORY_KEYS, batch_loss
-
-    cfg = _tiny_cfg(precision="float32", w_category=0.5)
-    model, units = _tiny_model_and_units(tiny_encoder_checkpoint, cfg)
-    model.eval()
-    weapons = CATEGORY_KEYS.index("weapons")
-    head = torch.nn.Linear(int(model.config.hidden_size), len(CATEGORY_KEYS))
-    torch.nn.init.zeros_(head.weight)
-    torch.nn.init.zeros_(head.bias)
-    with torch.no_grad():
-        head.bias[weapons] = math.log(3.0)
-    batch = [u for u in units if u.categories is not None][:3]
-    assert any(u.categories for u in batch) and any(u.categories == () for u in batch)
-    cpu = torch.device("cpu")
-    with torch.no_grad():
-        plain, with_head = batch_loss(model, batch, 0, cpu, cfg), batch_loss(model, batch, 0, cpu, cfg, head)
-    per_row = [math.log1p(1 / 3) if weapons in (u.categories or ()) else math.log1p(3) for u in batch]
-    expected = sum(per_row) / len(batch) + (len(CATEGORY_KEYS) - 1) * math.log(2)
-    assert float(with_head - plain) == pytest.approx(0.5 * expected, rel=1e-5)
-
-
-def test_the_category_head_starts_at_each_categorys_share_of_the_units(tiny_encoder_checkpoint: Path) -> None:
-    from models.training import CATEGORY_KEYS, _category_head
-
-    cfg = _tiny_cfg(w_category=1.0)
-    model, _ = _tiny_model_and_units(tiny_encoder_checkpoint, cfg)
-    units = [Unit(_enc(3), label=0.0, categories=(0,)), Unit(_enc(3), label=0.0, categories=(0, 1)),
-             Unit(_enc(3), label=1.0, categories=()), Unit(_enc(3), label=1.0)]
-    head = _category_head(model, units, cfg, torch.device("cpu"))
-    assert head is not None and not head.weight.any()
-    shares = torch.sigmoid(head.bias).tolist()
-    assert shares[:3] == pytest.approx([3 / 5, 2 / 5, 1 / 5])
-    assert len(shares) == len(CATEGORY_KEYS)
-    assert _category_head(model, units, _tiny_cfg(), torch.device("cpu")) is None
-
-
-def test_the_category_head_changes_the_training_and_is_not_part_of_the_model(tiny_encoder_checkpoint: Path) -> None:
-    plain, plain_weights = _train_tiny(tiny_encoder_checkpoint, _tiny_cfg(lora_top_layers=1))
-    aux, aux_weights = _train_tiny(tiny_encoder_checkpoint, _tiny_cfg(lora_top_layers=1, w_category=1.0))
-    assert aux["mean_loss"] > plain["mean_loss"]
-    assert len(aux_weights) == len(plain_weights)
-    assert not all(torch.equal(a, b) for a, b in zip(plain_weights, aux_weights, strict=True))
-
-
 def test_wording_twins_loss_is_bce_on_both_plus_their_squared_difference() -> None:
     from models.training import batch_loss
 
@@ -205,8 +133,7 @@ def _records() -> list[dict[str, object]]:
             {"role": "user", "content": "how do i make a weapon" if harmful else "how do i bake a cake"}],
             "response": "here is how to build it" if harmful else "mix flour sugar and eggs",
             "label": "violate" if harmful else "comply", "source": "t", "group": f"g{i}",
-            "calib": i < 8, "benign_sensitive": not harmful, "response_kind": "harmful" if harmful else "helpful",
-            "categories": ["weapons"] if harmful else []})
+            "calib": i < 8, "benign_sensitive": not harmful, "response_kind": "harmful" if harmful else "helpful"})
     recs.append({"kind": "pair", "policy_text": "no harm allowed", "messages": [{"role": "user", "content": "hi"}],
                  "chosen": "hello", "rejected": "hate you", "source": "t", "group": "p"})
     return recs
