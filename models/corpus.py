@@ -22,7 +22,6 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +68,6 @@ FLIP_GROUPS_HARMFUL = 2
 """Contrasting-policy groups per harmful answer with known categories (one policy allows its categories, one does
 not; their labels differ, so training pairs them, see `models.training.encode_records`); other answers to harmful
 requests get one group with the source's flip probability."""
-
-MODERATION_AS_CATEGORIES: dict[str, str] = {
-    "mod:S": "sexual", "mod:S3": "sexual", "mod:H": "discrimination", "mod:HR": "discrimination",
-    "mod:H2": "discrimination", "mod:V": "violence", "mod:V2": "violence", "mod:SH": "violence",
-}
-"""Our category of each OpenAI moderation code: every flagged moderation text in the training split also gets one
-contrasting group under our own taxonomy, so that the categories other than financial crime are read over many
-distinct answers."""
 
 TWIN_P = 0.3
 """Share of training examples for which a second policy with the same rules is drawn (a wording twin, trained to score
@@ -145,7 +136,10 @@ def _policy_for(ex: Example, fac: PolicyFactory, rng: random.Random, tries: int 
 
 def _flip_policies(ex: Example, fac: PolicyFactory, rng: random.Random) -> tuple[Policy, Policy] | None:
     """Two policies of one family and wording: one allowing every category of ``ex``, one disallowing them."""
-    if cats := [c for c in ex.categories if c.startswith("mod:")]:
+    if ex.source == "openai_moderation":
+        cats = [c for c in ex.categories if c.startswith("mod:")]
+        if not cats:
+            return None
         codes = [f"mod:{c}" for c in MODERATION_CODES]
         allow = random_allowed(rng, cats, taxonomy=codes, extra_max=2)
         deny = random_allowed(rng, (), exclude=cats, taxonomy=codes, extra_max=3)
@@ -319,7 +313,6 @@ def build_corpus(root: Path, *, policies_dir: Path | None = None, seed: int = 0,
         if name in ("gptfuzz", "aisafetylab", "cst", "benign"):
             train += _pairs_within_groups(tr, seen, rng, per_group=4 if name != "benign" else 2)
     train += _moderation_pairs(splits["moderation"][0], seen, rng, n(250))
-    train += _moderation_flips_as_categories(splits["moderation"][0], seen, random.Random(f"modcat:{seed}"), group_id)
     hh = D.load_hh_rlhf(Path(root))
     hh_tr, hh_val = [p for p in hh if not D.group_split(p.group, 0.1)], [p for p in hh if D.group_split(p.group, 0.1)]
     train += [hh_pair(p, seen.general_policy(rng)) for p in rng.sample(hh_tr, min(len(hh_tr), n(500)))]
@@ -356,20 +349,6 @@ def _moderation_pairs(xs: list[Example], fac: PolicyFactory, rng: random.Random,
             out.append(rec)
         if len(out) >= k:
             break
-    return out
-
-
-def _moderation_flips_as_categories(xs: list[Example], fac: PolicyFactory, rng: random.Random,
-                                    group_id: list[int]) -> list[dict[str, Any]]:
-    """One contrasting group per flagged moderation text, its codes read as our categories."""
-    out: list[dict[str, Any]] = []
-    for ex in xs:
-        if ex.kind != "harmful":
-            continue
-        ours = replace(ex, categories=tuple(sorted({MODERATION_AS_CATEGORIES[c] for c in ex.categories})))
-        if (pols := _flip_policies(ours, fac, rng)) is not None:
-            group_id[0] += 1
-            out += [point_record(ours, p, flip=f"f{group_id[0]}") for p in pols]
     return out
 
 

@@ -107,15 +107,3 @@ def test_wording_twins_show_one_conversation_under_two_wordings_of_the_same_rule
         assert first["messages"] == second["messages"] and first["response"] == second["response"]
         assert first["label"] == second["label"] and first["policy_id"] != second["policy_id"]
         assert {first["family"], second["family"]} <= {"general", "bundled"} and not first.get("flip")
-
-
-def test_flagged_moderation_texts_also_flip_under_our_taxonomy(fake_data_root: Path) -> None:
-    groups: dict[str, list[dict[str, object]]] = {}
-    for rec in corpus.build_corpus(fake_data_root, seed=3)["train"]:
-        if rec["source"] == "openai_moderation" and rec.get("flip") and rec["categories"] == ["discrimination"]:
-            groups.setdefault(str(rec["flip"]), []).append(rec)
-    train_split_flagged = sum(1 for g in range(20) if g % 2 and not corpus.D.group_split(f"mod:g{g}", 0.2))
-    assert len(groups) == train_split_flagged > 0
-    for first, second in groups.values():
-        assert first["response"] == second["response"] and first["family"] in ("cosalign", "structured")
-        assert {first["label"], second["label"]} == {"comply", "violate"}
